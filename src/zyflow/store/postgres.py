@@ -1,0 +1,403 @@
+"""The scale-out backend: PostgreSQL through asyncpg.
+
+Appends take a transaction-scoped advisory lock so that global positions become
+visible in order: a reader paging "after position N" can never skip an event that
+commits later with a smaller position. ``?schema=NAME`` in the URL selects a schema
+(created on migrate), which is how tests and replay get isolated namespaces.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import asyncpg
+import orjson
+
+from zyflow.domain.errors import ConcurrencyError
+from zyflow.domain.events import NewEvent, StoredEvent
+from zyflow.domain.model import Change, Conflict, Project, SyncBase, Task, format_ts
+from zyflow.domain.projection import CONFLICT_COLUMNS, RowOp, project_all
+from zyflow.store import sql
+from zyflow.store.port import EventQuery, Page, Store, SyncState, TaskQuery, task_from_row
+from zyflow.store.rows import changes_from_rows, conflict_from_row, page_of
+
+APPEND_LOCK = 0x5A59_464C  # "ZYFL": serialises appends so positions commit in order
+MIGRATE_LOCK = 0x5A59_4D47
+
+MIGRATIONS: list[tuple[int, list[str]]] = [
+    (
+        1,
+        [
+            """CREATE TABLE projects (
+                id TEXT PRIMARY KEY, name TEXT NOT NULL, path TEXT NOT NULL UNIQUE,
+                created_at TEXT NOT NULL)""",
+            """CREATE TABLE changes (
+                project_id TEXT NOT NULL, id TEXT NOT NULL, title TEXT NOT NULL,
+                status TEXT NOT NULL, path TEXT NOT NULL, version INTEGER NOT NULL,
+                created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+                PRIMARY KEY (project_id, id))""",
+            """CREATE TABLE tasks (
+                id TEXT PRIMARY KEY, project_id TEXT NOT NULL, change_id TEXT NOT NULL,
+                key TEXT NOT NULL, display_id TEXT, title TEXT NOT NULL, grp TEXT,
+                section TEXT, status TEXT NOT NULL, assignee TEXT,
+                priority SMALLINT NOT NULL DEFAULT 0, tags TEXT NOT NULL DEFAULT '[]',
+                parent_id TEXT, line INTEGER NOT NULL, ord INTEGER NOT NULL,
+                version INTEGER NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+                search tsvector GENERATED ALWAYS AS (to_tsvector('simple',
+                    title || ' ' || coalesce(grp, '') || ' ' || coalesce(section, ''))) STORED,
+                UNIQUE (project_id, change_id, key))""",
+            """CREATE TABLE events (
+                position BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                id UUID NOT NULL UNIQUE, aggregate_type TEXT NOT NULL,
+                aggregate_id TEXT NOT NULL, version INTEGER NOT NULL, type TEXT NOT NULL,
+                timestamp TIMESTAMPTZ NOT NULL, data JSONB NOT NULL, metadata JSONB NOT NULL)""",
+            """CREATE TABLE sync_status (
+                project_id TEXT NOT NULL, change_id TEXT NOT NULL, status TEXT NOT NULL,
+                last_sync TEXT, checksum TEXT, tasks INTEGER, error TEXT,
+                version INTEGER NOT NULL, PRIMARY KEY (project_id, change_id))""",
+            """CREATE TABLE sync_base (
+                project_id TEXT NOT NULL, change_id TEXT NOT NULL, checksum TEXT NOT NULL,
+                tasks JSONB NOT NULL, PRIMARY KEY (project_id, change_id))""",
+            """CREATE TABLE conflicts (
+                id TEXT PRIMARY KEY, project_id TEXT NOT NULL, change_id TEXT NOT NULL,
+                task_id TEXT NOT NULL, field TEXT NOT NULL, base TEXT, spec TEXT,
+                runtime TEXT, strategy TEXT NOT NULL, status TEXT NOT NULL, resolution TEXT,
+                detected_at TEXT NOT NULL, resolved_at TEXT)""",
+            # The seed's indexes in PostgreSQL's dialect. Plain CREATE INDEX: migrations run
+            # in a transaction, where CONCURRENTLY is not allowed, and on a new table it
+            # buys nothing (seed bug 8).
+            "CREATE INDEX idx_tasks_change_id_status ON tasks(change_id, status)",
+            "CREATE INDEX idx_tasks_assignee_status ON tasks(assignee, status)"
+            " WHERE assignee IS NOT NULL",
+            "CREATE INDEX idx_tasks_created_at ON tasks(created_at DESC)",
+            'CREATE INDEX idx_events_timestamp_type ON events("timestamp", type)',
+            "CREATE UNIQUE INDEX idx_events_aggregate_id_version ON events(aggregate_id, version)",
+            "CREATE INDEX idx_sync_status_change_id ON sync_status(change_id, last_sync)",
+            "CREATE INDEX idx_tasks_active ON tasks(status) WHERE status IN ('todo', 'in-progress')",
+            "CREATE INDEX idx_tasks_position ON tasks(project_id, change_id, ord, id)",
+            "CREATE INDEX idx_tasks_updated_at ON tasks(updated_at, id)",
+            "CREATE INDEX idx_tasks_status_position ON tasks(status, project_id, change_id, ord)",
+            "CREATE INDEX idx_events_type_position ON events(type, position)",
+            "CREATE INDEX idx_conflicts_status ON conflicts(status, project_id, change_id)",
+            "CREATE INDEX idx_tasks_search ON tasks USING GIN (search)",
+        ],
+    ),
+]
+
+
+def _fts_clause(terms: list[str]) -> tuple[str, list[Any]]:
+    if not terms:
+        return "FALSE", []
+    return "t.search @@ to_tsquery('simple', ?)", [" & ".join(f"{t}:*" for t in terms)]
+
+
+def split_url(url: str) -> tuple[str, str]:
+    """``postgresql://...?schema=x`` -> (DSN without ``schema``, schema name)."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query)
+    schema = "public"
+    kept = []
+    for name, value in query:
+        if name == "schema":
+            schema = value
+        else:
+            kept.append((name, value))
+    if not schema.replace("_", "").isalnum():
+        raise ValueError(f"invalid schema name {schema!r}")
+    return urlunsplit(parts._replace(query=urlencode(kept))), schema
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec(
+        "jsonb",
+        encoder=lambda v: orjson.dumps(v).decode(),
+        decoder=orjson.loads,
+        schema="pg_catalog",
+    )
+
+
+class PostgresStore(Store):
+    def __init__(self, url: str, pool: asyncpg.Pool, schema: str) -> None:
+        self.url = url
+        self.pool = pool
+        self.schema = schema
+        self._drop_on_close = False
+
+    @classmethod
+    async def connect(cls, url: str, *, min_size: int = 1, max_size: int = 10) -> PostgresStore:
+        dsn, schema = split_url(url)
+        if schema != "public":
+            conn = await asyncpg.connect(dsn)
+            try:
+                await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            finally:
+                await conn.close()
+        pool = await asyncpg.create_pool(
+            dsn,
+            min_size=min_size,
+            max_size=max_size,
+            init=_init_connection,
+            server_settings={"search_path": schema, "jit": "off"},
+        )
+        return cls(url, pool, schema)
+
+    async def migrate(self) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATE_LOCK)
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations "
+                "(version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+            )
+            done = {r[0] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+            for version, statements in MIGRATIONS:
+                if version in done:
+                    continue
+                for statement in statements:
+                    await conn.execute(statement)
+                await conn.execute("INSERT INTO schema_migrations (version) VALUES ($1)", version)
+
+    async def close(self) -> None:
+        if self._drop_on_close:
+            async with self.pool.acquire() as conn:
+                await conn.execute(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
+        await self.pool.close()
+
+    # --- event store -----------------------------------------------------------------
+    async def append(
+        self,
+        events: Sequence[NewEvent],
+        *,
+        sync_base: tuple[str, str, SyncBase] | None = None,
+    ) -> list[StoredEvent]:
+        rows = [
+            (
+                e.id,
+                e.aggregate_type,
+                e.aggregate_id,
+                e.version,
+                e.type,
+                datetime.fromisoformat(e.timestamp),
+                e.data,
+                e.metadata,
+            )
+            for e in events
+        ]
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", APPEND_LOCK)
+                first = 0
+                if rows:
+                    first = await conn.fetchval("SELECT COALESCE(MAX(position), 0) FROM events")
+                    await conn.executemany(
+                        "INSERT INTO events (id, aggregate_type, aggregate_id, version, type, "
+                        '"timestamp", data, metadata) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)',
+                        rows,
+                    )
+                    await self._apply(conn, project_all(events))
+                if sync_base is not None:
+                    await self._put_base(conn, *sync_base)
+        except asyncpg.UniqueViolationError as exc:
+            raise _concurrency(exc) from None
+        return [
+            StoredEvent(
+                first + i + 1,
+                e.id,
+                e.aggregate_type,
+                e.aggregate_id,
+                e.version,
+                e.type,
+                e.timestamp,
+                e.data,
+                e.metadata,
+            )
+            for i, e in enumerate(events)
+        ]
+
+    @staticmethod
+    async def _apply(conn: asyncpg.Connection, ops: Sequence[RowOp]) -> None:
+        for statement, params in sql.grouped_ops(ops):
+            pg = sql.renumber(statement)
+            if len(params) == 1:
+                await conn.execute(pg, *params[0])
+            else:
+                await conn.executemany(pg, params)
+
+    @staticmethod
+    async def _put_base(
+        conn: asyncpg.Connection, project: str, change: str, base: SyncBase
+    ) -> None:
+        await conn.execute(
+            "INSERT INTO sync_base (project_id, change_id, checksum, tasks) VALUES ($1, $2, $3, $4)"
+            " ON CONFLICT (project_id, change_id) DO UPDATE SET checksum = excluded.checksum,"
+            " tasks = excluded.tasks",
+            project,
+            change,
+            base.checksum,
+            base.tasks,
+        )
+
+    async def read_stream(self, aggregate_id: str, after_version: int = 0) -> list[StoredEvent]:
+        rows = await self.pool.fetch(
+            f"SELECT {sql.EVENT_COLUMNS} FROM events WHERE aggregate_id = $1 AND version > $2 "
+            "ORDER BY version",
+            aggregate_id,
+            after_version,
+        )
+        return [_event(r) for r in rows]
+
+    async def read_all(self, query: EventQuery) -> list[StoredEvent]:
+        statement, params = sql.event_list_sql(query)
+        return [_event(r) for r in await self.pool.fetch(sql.renumber(statement), *params)]
+
+    async def last_position(self) -> int:
+        return int(await self.pool.fetchval("SELECT COALESCE(MAX(position), 0) FROM events"))
+
+    # --- projects --------------------------------------------------------------------
+    async def register_project(self, project: Project) -> Project:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATE_LOCK + 1)
+            row = await conn.fetchrow(
+                "SELECT id, name, path, created_at FROM projects WHERE path = $1", project.path
+            )
+            if row:
+                return Project(*row)
+            taken = {r[0] for r in await conn.fetch("SELECT id FROM projects")}
+            project_id, n = project.id, 1
+            while project_id in taken:
+                n += 1
+                project_id = f"{project.id}-{n}"
+            await conn.execute(
+                "INSERT INTO projects (id, name, path, created_at) VALUES ($1, $2, $3, $4)",
+                project_id,
+                project.name,
+                project.path,
+                project.created_at,
+            )
+        return Project(project_id, project.name, project.path, project.created_at)
+
+    async def list_projects(self) -> list[Project]:
+        rows = await self.pool.fetch("SELECT id, name, path, created_at FROM projects ORDER BY id")
+        return [Project(*r) for r in rows]
+
+    # --- read models -----------------------------------------------------------------
+    async def get_task(self, task_id: str) -> Task | None:
+        row = await self.pool.fetchrow(sql.TASK_SELECT + " WHERE t.id = $1", task_id)
+        return task_from_row(row) if row else None
+
+    async def tasks_of_change(self, project: str, change: str) -> list[Task]:
+        rows = await self.pool.fetch(
+            sql.TASK_SELECT + " WHERE t.project_id = $1 AND t.change_id = $2 ORDER BY t.ord",
+            project,
+            change,
+        )
+        return [task_from_row(r) for r in rows]
+
+    async def list_tasks(self, query: TaskQuery) -> Page[Task]:
+        statement, params = sql.task_list_sql(query, _fts_clause)
+        rows = await self.pool.fetch(sql.renumber(statement), *params)
+        return page_of(query, [task_from_row(r) for r in rows])
+
+    async def get_change(self, project: str, change: str) -> Change | None:
+        found = await self.list_changes(project=project, change=change)
+        return found[0] if found else None
+
+    async def list_changes(
+        self, project: str | None = None, status: str | None = None, change: str | None = None
+    ) -> list[Change]:
+        statement, params = sql.change_list_sql(project, status, change)
+        return changes_from_rows(await self.pool.fetch(sql.renumber(statement), *params))
+
+    async def list_conflicts(self, status: str | None = None) -> list[Conflict]:
+        cols = ", ".join(CONFLICT_COLUMNS)
+        if status:
+            rows = await self.pool.fetch(
+                f"SELECT {cols} FROM conflicts WHERE status = $1 ORDER BY detected_at, id", status
+            )
+        else:
+            rows = await self.pool.fetch(f"SELECT {cols} FROM conflicts ORDER BY detected_at, id")
+        return [conflict_from_row(r) for r in rows]
+
+    async def get_conflict(self, conflict_id: str) -> Conflict | None:
+        cols = ", ".join(CONFLICT_COLUMNS)
+        row = await self.pool.fetchrow(f"SELECT {cols} FROM conflicts WHERE id = $1", conflict_id)
+        return conflict_from_row(row) if row else None
+
+    async def sync_state(self, project: str, change: str) -> SyncState:
+        async with self.pool.acquire() as conn:
+            base_row = await conn.fetchrow(
+                "SELECT checksum, tasks FROM sync_base WHERE project_id = $1 AND change_id = $2",
+                project,
+                change,
+            )
+            version = await conn.fetchval(
+                "SELECT version FROM sync_status WHERE project_id = $1 AND change_id = $2",
+                project,
+                change,
+            )
+            open_rows = await conn.fetch(
+                "SELECT task_id FROM conflicts WHERE status = 'open' AND project_id = $1 "
+                "AND change_id = $2",
+                project,
+                change,
+            )
+        version = version or 0
+        base = None
+        if base_row:
+            tasks = {k: (bool(v[0]), str(v[1])) for k, v in base_row[1].items()}
+            base = SyncBase(base_row[0], tasks, version)
+        return SyncState(base, version, frozenset(r[0] for r in open_rows))
+
+    async def put_sync_base(self, project: str, change: str, base: SyncBase) -> None:
+        async with self.pool.acquire() as conn:
+            await self._put_base(conn, project, change, base)
+
+    # --- replay ----------------------------------------------------------------------
+    async def apply_ops(self, ops: Sequence[RowOp]) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await self._apply(conn, ops)
+
+    async def read_models(self) -> dict[str, list[tuple[Any, ...]]]:
+        out: dict[str, list[tuple[Any, ...]]] = {}
+        async with self.pool.acquire() as conn:
+            for table, (columns, order) in sql.READ_MODEL_ORDER.items():
+                rows = await conn.fetch(
+                    f"SELECT {', '.join(columns)} FROM {table} ORDER BY {order}"
+                )
+                out[table] = [tuple(r) for r in rows]
+        return out
+
+    async def open_scratch(self) -> Store:
+        dsn, _ = split_url(self.url)
+        schema = "zyflow_replay_" + secrets.token_hex(4)
+        sep = "&" if "?" in dsn else "?"
+        scratch = await PostgresStore.connect(f"{dsn}{sep}schema={schema}", max_size=2)
+        scratch._drop_on_close = True
+        await scratch.migrate()
+        return scratch
+
+
+def _concurrency(exc: asyncpg.UniqueViolationError) -> ConcurrencyError:
+    constraint = getattr(exc, "constraint_name", "") or ""
+    if "aggregate" in constraint:
+        return ConcurrencyError("the aggregate was changed concurrently; re-read and retry")
+    if "tasks" in constraint:
+        return ConcurrencyError("the change was synced concurrently; re-sync")
+    return ConcurrencyError(f"concurrent write refused: {exc}")
+
+
+def _event(row: Sequence[Any]) -> StoredEvent:
+    return StoredEvent(
+        row[0],
+        str(row[1]),
+        row[2],
+        row[3],
+        row[4],
+        row[5],
+        format_ts(row[6]),
+        row[7],
+        row[8],
+    )

@@ -1,0 +1,382 @@
+"""The embedded backend: one SQLite file in WAL mode, FTS5 for search.
+
+Every write is one synchronous ``BEGIN IMMEDIATE ... COMMIT`` block with no ``await``
+inside, so coroutines sharing the connection can never interleave inside a
+transaction. Statements are microseconds long; running them on the event loop is
+cheaper than hopping to a thread for each. ``synchronous=NORMAL`` in WAL mode keeps
+every committed transaction through a process crash (``kill -9``); only a power loss
+can take the last commits back.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from zyflow.domain.errors import ConcurrencyError, InvalidInput
+from zyflow.domain.events import NewEvent, StoredEvent
+from zyflow.domain.model import Change, Conflict, Project, SyncBase, Task
+from zyflow.domain.projection import CONFLICT_COLUMNS, RowOp, project_all
+from zyflow.store import sql
+from zyflow.store.port import EventQuery, Page, Store, SyncState, TaskQuery, task_from_row
+from zyflow.store.rows import changes_from_rows, conflict_from_row, event_from_row, page_of
+
+MIGRATIONS: list[tuple[int, list[str]]] = [
+    (
+        1,
+        [
+            """CREATE TABLE projects (
+                id TEXT PRIMARY KEY, name TEXT NOT NULL, path TEXT NOT NULL UNIQUE,
+                created_at TEXT NOT NULL)""",
+            """CREATE TABLE changes (
+                project_id TEXT NOT NULL, id TEXT NOT NULL, title TEXT NOT NULL,
+                status TEXT NOT NULL, path TEXT NOT NULL, version INTEGER NOT NULL,
+                created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+                PRIMARY KEY (project_id, id))""",
+            """CREATE TABLE tasks (
+                id TEXT PRIMARY KEY, project_id TEXT NOT NULL, change_id TEXT NOT NULL,
+                key TEXT NOT NULL, display_id TEXT, title TEXT NOT NULL, grp TEXT,
+                section TEXT, status TEXT NOT NULL, assignee TEXT,
+                priority INTEGER NOT NULL DEFAULT 0, tags TEXT NOT NULL DEFAULT '[]',
+                parent_id TEXT, line INTEGER NOT NULL, ord INTEGER NOT NULL,
+                version INTEGER NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+                UNIQUE (project_id, change_id, key))""",
+            """CREATE TABLE events (
+                position INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE,
+                aggregate_type TEXT NOT NULL, aggregate_id TEXT NOT NULL,
+                version INTEGER NOT NULL, type TEXT NOT NULL, timestamp TEXT NOT NULL,
+                data TEXT NOT NULL, metadata TEXT NOT NULL)""",
+            """CREATE TABLE sync_status (
+                project_id TEXT NOT NULL, change_id TEXT NOT NULL, status TEXT NOT NULL,
+                last_sync TEXT, checksum TEXT, tasks INTEGER, error TEXT,
+                version INTEGER NOT NULL, PRIMARY KEY (project_id, change_id))""",
+            """CREATE TABLE sync_base (
+                project_id TEXT NOT NULL, change_id TEXT NOT NULL, checksum TEXT NOT NULL,
+                tasks TEXT NOT NULL, PRIMARY KEY (project_id, change_id))""",
+            """CREATE TABLE conflicts (
+                id TEXT PRIMARY KEY, project_id TEXT NOT NULL, change_id TEXT NOT NULL,
+                task_id TEXT NOT NULL, field TEXT NOT NULL, base TEXT, spec TEXT,
+                runtime TEXT, strategy TEXT NOT NULL, status TEXT NOT NULL, resolution TEXT,
+                detected_at TEXT NOT NULL, resolved_at TEXT)""",
+            # The seed's indexes (06 읽기 최적화), in SQLite's dialect: no CONCURRENTLY,
+            # partial indexes as written.
+            "CREATE INDEX idx_tasks_change_id_status ON tasks(change_id, status)",
+            "CREATE INDEX idx_tasks_assignee_status ON tasks(assignee, status)"
+            " WHERE assignee IS NOT NULL",
+            "CREATE INDEX idx_tasks_created_at ON tasks(created_at DESC)",
+            "CREATE INDEX idx_events_timestamp_type ON events(timestamp, type)",
+            "CREATE UNIQUE INDEX idx_events_aggregate_id_version ON events(aggregate_id, version)",
+            "CREATE INDEX idx_sync_status_change_id ON sync_status(change_id, last_sync)",
+            "CREATE INDEX idx_tasks_active ON tasks(status) WHERE status IN ('todo', 'in-progress')",
+            # Ours: the board page and the other keyset sorts.
+            "CREATE INDEX idx_tasks_position ON tasks(project_id, change_id, ord, id)",
+            "CREATE INDEX idx_tasks_updated_at ON tasks(updated_at, id)",
+            "CREATE INDEX idx_tasks_status_position ON tasks(status, project_id, change_id, ord)",
+            "CREATE INDEX idx_events_type_position ON events(type, position)",
+            "CREATE INDEX idx_conflicts_status ON conflicts(status, project_id, change_id)",
+            # Full-text search over titles, groups and sections, kept by triggers.
+            """CREATE VIRTUAL TABLE tasks_fts USING fts5(
+                title, grp, section, content='tasks', content_rowid='rowid',
+                tokenize='unicode61 remove_diacritics 2')""",
+            """CREATE TRIGGER tasks_fts_insert AFTER INSERT ON tasks BEGIN
+                INSERT INTO tasks_fts(rowid, title, grp, section)
+                VALUES (new.rowid, new.title, new.grp, new.section);
+            END""",
+            """CREATE TRIGGER tasks_fts_delete AFTER DELETE ON tasks BEGIN
+                INSERT INTO tasks_fts(tasks_fts, rowid, title, grp, section)
+                VALUES ('delete', old.rowid, old.title, old.grp, old.section);
+            END""",
+            """CREATE TRIGGER tasks_fts_update AFTER UPDATE OF title, grp, section ON tasks
+            BEGIN
+                INSERT INTO tasks_fts(tasks_fts, rowid, title, grp, section)
+                VALUES ('delete', old.rowid, old.title, old.grp, old.section);
+                INSERT INTO tasks_fts(rowid, title, grp, section)
+                VALUES (new.rowid, new.title, new.grp, new.section);
+            END""",
+        ],
+    ),
+]
+
+
+def _fts_clause(terms: list[str]) -> tuple[str, list[Any]]:
+    if not terms:
+        return "0", []
+    match = " ".join('"' + term.replace('"', "") + '"*' for term in terms)
+    return "t.rowid IN (SELECT rowid FROM tasks_fts WHERE tasks_fts MATCH ?)", [match]
+
+
+class SqliteStore(Store):
+    def __init__(self, path: str, *, scratch_dir: str | None = None) -> None:
+        self.path = path
+        self.url = f"sqlite:///{path}"
+        self._scratch_dir = scratch_dir
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        for pragma in (
+            "journal_mode=WAL",
+            "synchronous=NORMAL",
+            "busy_timeout=10000",
+            "temp_store=MEMORY",
+            "cache_size=-131072",
+            "mmap_size=1073741824",
+        ):
+            self.db.execute(f"PRAGMA {pragma}")
+
+    # --- lifecycle -------------------------------------------------------------------
+    async def migrate(self) -> None:
+        self.migrate_sync()
+
+    def migrate_sync(self) -> None:
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations "
+                "(version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
+            )
+            done = {r[0] for r in db.execute("SELECT version FROM schema_migrations")}
+            for version, statements in MIGRATIONS:
+                if version in done:
+                    continue
+                for statement in statements:
+                    db.execute(statement)
+                db.execute("INSERT INTO schema_migrations VALUES (?, datetime('now'))", (version,))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    async def close(self) -> None:
+        self.db.close()
+        if self._scratch_dir:
+            shutil.rmtree(self._scratch_dir, ignore_errors=True)
+
+    # --- event store -----------------------------------------------------------------
+    async def append(
+        self,
+        events: Sequence[NewEvent],
+        *,
+        sync_base: tuple[str, str, SyncBase] | None = None,
+    ) -> list[StoredEvent]:
+        return self.append_sync(events, sync_base=sync_base)
+
+    def append_sync(
+        self,
+        events: Sequence[NewEvent],
+        *,
+        sync_base: tuple[str, str, SyncBase] | None = None,
+    ) -> list[StoredEvent]:
+        db = self.db
+        rows = [
+            (
+                e.id,
+                e.aggregate_type,
+                e.aggregate_id,
+                e.version,
+                e.type,
+                e.timestamp,
+                orjson.dumps(e.data).decode(),
+                orjson.dumps(e.metadata).decode(),
+            )
+            for e in events
+        ]
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            first = (db.execute("SELECT COALESCE(MAX(position), 0) FROM events").fetchone())[0]
+            if rows:
+                db.executemany(
+                    "INSERT INTO events (id, aggregate_type, aggregate_id, version, type, "
+                    "timestamp, data, metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
+                self._apply(project_all(events))
+            if sync_base is not None:
+                self._put_base(*sync_base)
+            db.execute("COMMIT")
+        except sqlite3.IntegrityError as exc:
+            db.execute("ROLLBACK")
+            raise _concurrency(exc) from None
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        return [
+            StoredEvent(
+                first + i + 1,
+                e.id,
+                e.aggregate_type,
+                e.aggregate_id,
+                e.version,
+                e.type,
+                e.timestamp,
+                e.data,
+                e.metadata,
+            )
+            for i, e in enumerate(events)
+        ]
+
+    def _apply(self, ops: Sequence[RowOp]) -> None:
+        for statement, params in sql.grouped_ops(ops):
+            if len(params) == 1:
+                self.db.execute(statement, params[0])
+            else:
+                self.db.executemany(statement, params)
+
+    def _put_base(self, project: str, change: str, base: SyncBase) -> None:
+        self.db.execute(
+            "INSERT INTO sync_base (project_id, change_id, checksum, tasks) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (project_id, change_id) DO UPDATE SET checksum = excluded.checksum, "
+            "tasks = excluded.tasks",
+            (project, change, base.checksum, orjson.dumps(base.tasks).decode()),
+        )
+
+    async def read_stream(self, aggregate_id: str, after_version: int = 0) -> list[StoredEvent]:
+        cur = self.db.execute(
+            f"SELECT {sql.EVENT_COLUMNS} FROM events WHERE aggregate_id = ? AND version > ? "
+            "ORDER BY version",
+            (aggregate_id, after_version),
+        )
+        return [event_from_row(r) for r in cur]
+
+    async def read_all(self, query: EventQuery) -> list[StoredEvent]:
+        statement, params = sql.event_list_sql(query)
+        return [event_from_row(r) for r in self.db.execute(statement, params)]
+
+    async def last_position(self) -> int:
+        return int(self.db.execute("SELECT COALESCE(MAX(position), 0) FROM events").fetchone()[0])
+
+    # --- projects --------------------------------------------------------------------
+    async def register_project(self, project: Project) -> Project:
+        db = self.db
+        row = db.execute(
+            "SELECT id, name, path, created_at FROM projects WHERE path = ?", (project.path,)
+        ).fetchone()
+        if row:
+            return Project(*row)
+        taken = {r[0] for r in db.execute("SELECT id FROM projects")}
+        project_id, n = project.id, 1
+        while project_id in taken:
+            n += 1
+            project_id = f"{project.id}-{n}"
+        db.execute(
+            "INSERT INTO projects (id, name, path, created_at) VALUES (?, ?, ?, ?)",
+            (project_id, project.name, project.path, project.created_at),
+        )
+        return Project(project_id, project.name, project.path, project.created_at)
+
+    async def list_projects(self) -> list[Project]:
+        rows = self.db.execute("SELECT id, name, path, created_at FROM projects ORDER BY id")
+        return [Project(*r) for r in rows]
+
+    # --- read models -----------------------------------------------------------------
+    async def get_task(self, task_id: str) -> Task | None:
+        row = self.db.execute(sql.TASK_SELECT + " WHERE t.id = ?", (task_id,)).fetchone()
+        return task_from_row(row) if row else None
+
+    async def tasks_of_change(self, project: str, change: str) -> list[Task]:
+        rows = self.db.execute(
+            sql.TASK_SELECT + " WHERE t.project_id = ? AND t.change_id = ? ORDER BY t.ord",
+            (project, change),
+        )
+        return [task_from_row(r) for r in rows]
+
+    async def list_tasks(self, query: TaskQuery) -> Page[Task]:
+        statement, params = sql.task_list_sql(query, _fts_clause)
+        try:
+            rows = self.db.execute(statement, params).fetchall()
+        except sqlite3.OperationalError as exc:  # an FTS syntax the word filter let through
+            raise InvalidInput(f"invalid search: {exc}") from None
+        return page_of(query, [task_from_row(r) for r in rows])
+
+    async def get_change(self, project: str, change: str) -> Change | None:
+        found = await self.list_changes(project=project, change=change)
+        return found[0] if found else None
+
+    async def list_changes(
+        self, project: str | None = None, status: str | None = None, change: str | None = None
+    ) -> list[Change]:
+        statement, params = sql.change_list_sql(project, status, change)
+        return changes_from_rows(self.db.execute(statement, params).fetchall())
+
+    async def list_conflicts(self, status: str | None = None) -> list[Conflict]:
+        cols = ", ".join(CONFLICT_COLUMNS)
+        if status:
+            rows = self.db.execute(
+                f"SELECT {cols} FROM conflicts WHERE status = ? ORDER BY detected_at, id",
+                (status,),
+            )
+        else:
+            rows = self.db.execute(f"SELECT {cols} FROM conflicts ORDER BY detected_at, id")
+        return [conflict_from_row(r) for r in rows]
+
+    async def get_conflict(self, conflict_id: str) -> Conflict | None:
+        cols = ", ".join(CONFLICT_COLUMNS)
+        row = self.db.execute(
+            f"SELECT {cols} FROM conflicts WHERE id = ?", (conflict_id,)
+        ).fetchone()
+        return conflict_from_row(row) if row else None
+
+    async def sync_state(self, project: str, change: str) -> SyncState:
+        db = self.db
+        base_row = db.execute(
+            "SELECT checksum, tasks FROM sync_base WHERE project_id = ? AND change_id = ?",
+            (project, change),
+        ).fetchone()
+        version_row = db.execute(
+            "SELECT version FROM sync_status WHERE project_id = ? AND change_id = ?",
+            (project, change),
+        ).fetchone()
+        open_rows = db.execute(
+            "SELECT task_id FROM conflicts WHERE status = 'open' AND project_id = ? "
+            "AND change_id = ?",
+            (project, change),
+        )
+        version = version_row[0] if version_row else 0
+        base = None
+        if base_row:
+            tasks = {k: (bool(v[0]), str(v[1])) for k, v in orjson.loads(base_row[1]).items()}
+            base = SyncBase(base_row[0], tasks, version)
+        return SyncState(base, version, frozenset(r[0] for r in open_rows))
+
+    async def put_sync_base(self, project: str, change: str, base: SyncBase) -> None:
+        self._put_base(project, change, base)
+
+    # --- replay ----------------------------------------------------------------------
+    async def apply_ops(self, ops: Sequence[RowOp]) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self._apply(ops)
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
+    async def read_models(self) -> dict[str, list[tuple[Any, ...]]]:
+        out: dict[str, list[tuple[Any, ...]]] = {}
+        for table, (columns, order) in sql.READ_MODEL_ORDER.items():
+            rows = self.db.execute(f"SELECT {', '.join(columns)} FROM {table} ORDER BY {order}")
+            out[table] = [tuple(r) for r in rows]
+        return out
+
+    async def open_scratch(self) -> Store:
+        directory = tempfile.mkdtemp(prefix="zyflow-replay-")
+        scratch = SqliteStore(os.path.join(directory, "replay.db"), scratch_dir=directory)
+        scratch.migrate_sync()
+        return scratch
+
+
+def _concurrency(exc: sqlite3.IntegrityError) -> ConcurrencyError:
+    message = str(exc)
+    if "events.aggregate_id" in message:
+        return ConcurrencyError("the aggregate was changed concurrently; re-read and retry")
+    if "tasks.project_id" in message:
+        return ConcurrencyError("the change was synced concurrently; re-sync")
+    return ConcurrencyError(f"concurrent write refused: {message}")

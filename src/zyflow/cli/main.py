@@ -134,7 +134,9 @@ def sync(
 def tasks(
     project: Annotated[str | None, typer.Option("--project")] = None,
     change: Annotated[str | None, typer.Option("--change")] = None,
-    status: Annotated[str | None, typer.Option("--status", help="one or more, comma-separated")] = None,
+    status: Annotated[
+        str | None, typer.Option("--status", help="one or more, comma-separated")
+    ] = None,
     assignee: Annotated[str | None, typer.Option("--assignee")] = None,
     priority: Annotated[str | None, typer.Option("--priority")] = None,
     q: Annotated[str | None, typer.Option("--q", help="full-text search")] = None,
@@ -248,8 +250,8 @@ def update(
     settings = settings_from(db, data_dir=data_dir)
     if status is None and assignee is None and priority is None and tag is None:
         fail("nothing to update: give --status, --assignee, --priority or --tag")
-    new_assignee: str | None | Unset = UNSET if assignee is None else (assignee or None)
-    new_priority: str | None | Unset = UNSET if priority is None else (priority or None)
+    new_assignee: str | Unset | None = UNSET if assignee is None else (assignee or None)
+    new_priority: str | Unset | None = UNSET if priority is None else (priority or None)
 
     async def work(services: Services) -> dict[str, Any]:
         task = await services.engine.update_task(

@@ -77,7 +77,8 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             'CREATE INDEX idx_events_timestamp_type ON events("timestamp", type)',
             "CREATE UNIQUE INDEX idx_events_aggregate_id_version ON events(aggregate_id, version)",
             "CREATE INDEX idx_sync_status_change_id ON sync_status(change_id, last_sync)",
-            "CREATE INDEX idx_tasks_active ON tasks(status) WHERE status IN ('todo', 'in-progress')",
+            "CREATE INDEX idx_tasks_active ON tasks(status)"
+            " WHERE status IN ('todo', 'in-progress')",
             "CREATE INDEX idx_tasks_position ON tasks(project_id, change_id, ord, id)",
             "CREATE INDEX idx_tasks_updated_at ON tasks(updated_at, id)",
             "CREATE INDEX idx_tasks_status_position ON tasks(status, project_id, change_id, ord)",

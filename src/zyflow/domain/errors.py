@@ -37,3 +37,10 @@ class ConcurrencyError(ZyflowError):
 class PathOutsideProject(ZyflowError):
     status = 400
     title = "Path outside the project"
+
+
+class Unavailable(ZyflowError):
+    """The database could not take the write after bounded retries (it was dead-lettered)."""
+
+    status = 503
+    title = "Storage unavailable"

@@ -17,13 +17,20 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import asyncpg
 import orjson
 
-from zyflow.domain.errors import ConcurrencyError
+from zyflow.domain.errors import ConcurrencyError, ZyflowError
 from zyflow.domain.events import NewEvent, StoredEvent
 from zyflow.domain.model import Change, Conflict, Project, SyncBase, Task, format_ts
 from zyflow.domain.projection import CONFLICT_COLUMNS, RowOp, project_all
 from zyflow.store import sql
+from zyflow.store.group_commit import AppendRequest, GroupCommitter, Outcome
 from zyflow.store.port import EventQuery, Page, Store, SyncState, TaskQuery, task_from_row
-from zyflow.store.rows import changes_from_rows, conflict_from_row, page_of
+from zyflow.store.rows import (
+    changes_from_rows,
+    conflict_from_row,
+    dead_letter_row,
+    page_of,
+    stored_events,
+)
 
 APPEND_LOCK = 0x5A59_464C  # "ZYFL": serialises appends so positions commit in order
 MIGRATE_LOCK = 0x5A59_4D47
@@ -81,10 +88,17 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             " WHERE status IN ('todo', 'in-progress')",
             "CREATE INDEX idx_tasks_position ON tasks(project_id, change_id, ord, id)",
             "CREATE INDEX idx_tasks_updated_at ON tasks(updated_at, id)",
-            "CREATE INDEX idx_tasks_status_position ON tasks(status, project_id, change_id, ord)",
             "CREATE INDEX idx_events_type_position ON events(type, position)",
             "CREATE INDEX idx_conflicts_status ON conflicts(status, project_id, change_id)",
             "CREATE INDEX idx_tasks_search ON tasks USING GIN (search)",
+        ],
+    ),
+    (
+        2,
+        [
+            """CREATE TABLE dead_letters (
+                id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, created_at TEXT NOT NULL,
+                error TEXT NOT NULL, events TEXT NOT NULL, sync_base TEXT)""",
         ],
     ),
 ]
@@ -127,6 +141,7 @@ class PostgresStore(Store):
         self.pool = pool
         self.schema = schema
         self._drop_on_close = False
+        self.committer = GroupCommitter(self._commit_batch, self._dead_letter)
 
     @classmethod
     async def connect(cls, url: str, *, min_size: int = 1, max_size: int = 10) -> PostgresStore:
@@ -162,6 +177,7 @@ class PostgresStore(Store):
                 await conn.execute("INSERT INTO schema_migrations (version) VALUES ($1)", version)
 
     async def close(self) -> None:
+        await self.committer.close()
         if self._drop_on_close:
             async with self.pool.acquire() as conn:
                 await conn.execute(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
@@ -174,49 +190,57 @@ class PostgresStore(Store):
         *,
         sync_base: tuple[str, str, SyncBase] | None = None,
     ) -> list[StoredEvent]:
-        rows = [
-            (
-                e.id,
-                e.aggregate_type,
-                e.aggregate_id,
-                e.version,
-                e.type,
-                datetime.fromisoformat(e.timestamp),
-                e.data,
-                e.metadata,
-            )
-            for e in events
-        ]
-        try:
-            async with self.pool.acquire() as conn, conn.transaction():
-                await conn.execute("SELECT pg_advisory_xact_lock($1)", APPEND_LOCK)
-                first = 0
-                if rows:
-                    first = await conn.fetchval("SELECT COALESCE(MAX(position), 0) FROM events")
-                    await conn.executemany(
-                        "INSERT INTO events (id, aggregate_type, aggregate_id, version, type, "
-                        '"timestamp", data, metadata) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)',
-                        rows,
+        return await self.committer.submit(events, sync_base)
+
+    async def _commit_batch(self, batch: list[AppendRequest]) -> list[Outcome]:
+        outcomes: list[Outcome] = []
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", APPEND_LOCK)
+            for request in batch:
+                try:
+                    async with conn.transaction():  # a savepoint per request
+                        outcomes.append(await self._append_one(conn, request))
+                except asyncpg.UniqueViolationError as exc:
+                    outcomes.append(_concurrency(exc))
+                except ZyflowError as exc:
+                    outcomes.append(exc)
+        return outcomes
+
+    async def _append_one(
+        self, conn: asyncpg.Connection, request: AppendRequest
+    ) -> list[StoredEvent]:
+        events = request.events
+        first = 0
+        if events:
+            first = await conn.fetchval("SELECT COALESCE(MAX(position), 0) FROM events")
+            await conn.executemany(
+                "INSERT INTO events (id, aggregate_type, aggregate_id, version, type, "
+                '"timestamp", data, metadata) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)',
+                [
+                    (
+                        e.id,
+                        e.aggregate_type,
+                        e.aggregate_id,
+                        e.version,
+                        e.type,
+                        datetime.fromisoformat(e.timestamp),
+                        e.data,
+                        e.metadata,
                     )
-                    await self._apply(conn, project_all(events))
-                if sync_base is not None:
-                    await self._put_base(conn, *sync_base)
-        except asyncpg.UniqueViolationError as exc:
-            raise _concurrency(exc) from None
-        return [
-            StoredEvent(
-                first + i + 1,
-                e.id,
-                e.aggregate_type,
-                e.aggregate_id,
-                e.version,
-                e.type,
-                e.timestamp,
-                e.data,
-                e.metadata,
+                    for e in events
+                ],
             )
-            for i, e in enumerate(events)
-        ]
+            await self._apply(conn, project_all(events))
+        if request.sync_base is not None:
+            await self._put_base(conn, *request.sync_base)
+        return stored_events(first, events)
+
+    async def _dead_letter(self, batch: list[AppendRequest], error: str) -> None:
+        await self.pool.executemany(
+            "INSERT INTO dead_letters (created_at, error, events, sync_base) "
+            "VALUES ($1, $2, $3, $4)",
+            [dead_letter_row(request, error) for request in batch],
+        )
 
     @staticmethod
     async def _apply(conn: asyncpg.Connection, ops: Sequence[RowOp]) -> None:

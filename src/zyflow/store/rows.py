@@ -7,8 +7,9 @@ from typing import Any
 
 import orjson
 
-from zyflow.domain.events import StoredEvent
-from zyflow.domain.model import Change, Conflict, Task
+from zyflow.domain.events import NewEvent, StoredEvent
+from zyflow.domain.model import Change, Conflict, Task, utc_now
+from zyflow.store.group_commit import AppendRequest
 from zyflow.store.port import Page, TaskQuery, encode_cursor, sort_values
 
 
@@ -69,3 +70,49 @@ def changes_from_rows(rows: Sequence[Sequence[Any]]) -> list[Change]:
         if status == "done":
             change.done += count
     return list(changes.values())
+
+
+def stored_events(first_position: int, events: Sequence[NewEvent]) -> list[StoredEvent]:
+    """Appended events with the positions they took (positions commit in order)."""
+    return [
+        StoredEvent(
+            first_position + i + 1,
+            e.id,
+            e.aggregate_type,
+            e.aggregate_id,
+            e.version,
+            e.type,
+            e.timestamp,
+            e.data,
+            e.metadata,
+        )
+        for i, e in enumerate(events)
+    ]
+
+
+def dead_letter_row(request: AppendRequest, error: str) -> tuple[str, str, str, str | None]:
+    events = [
+        {
+            "id": e.id,
+            "aggregate_type": e.aggregate_type,
+            "aggregate_id": e.aggregate_id,
+            "version": e.version,
+            "type": e.type,
+            "timestamp": e.timestamp,
+            "data": e.data,
+            "metadata": e.metadata,
+        }
+        for e in request.events
+    ]
+    base = None
+    if request.sync_base is not None:
+        project, change, sync_base = request.sync_base
+        base = orjson.dumps(
+            {
+                "project": project,
+                "change": change,
+                "checksum": sync_base.checksum,
+                "tasks": sync_base.tasks,
+            }
+        ).decode()
+    return utc_now(), error, orjson.dumps(events).decode(), base

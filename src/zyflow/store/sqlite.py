@@ -20,13 +20,21 @@ from typing import Any
 
 import orjson
 
-from zyflow.domain.errors import ConcurrencyError, InvalidInput
+from zyflow.domain.errors import ConcurrencyError, InvalidInput, ZyflowError
 from zyflow.domain.events import NewEvent, StoredEvent
 from zyflow.domain.model import Change, Conflict, Project, SyncBase, Task
 from zyflow.domain.projection import CONFLICT_COLUMNS, RowOp, project_all
 from zyflow.store import sql
+from zyflow.store.group_commit import AppendRequest, GroupCommitter, Outcome
 from zyflow.store.port import EventQuery, Page, Store, SyncState, TaskQuery, task_from_row
-from zyflow.store.rows import changes_from_rows, conflict_from_row, event_from_row, page_of
+from zyflow.store.rows import (
+    changes_from_rows,
+    conflict_from_row,
+    dead_letter_row,
+    event_from_row,
+    page_of,
+    stored_events,
+)
 
 MIGRATIONS: list[tuple[int, list[str]]] = [
     (
@@ -79,7 +87,6 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             # Ours: the board page and the other keyset sorts.
             "CREATE INDEX idx_tasks_position ON tasks(project_id, change_id, ord, id)",
             "CREATE INDEX idx_tasks_updated_at ON tasks(updated_at, id)",
-            "CREATE INDEX idx_tasks_status_position ON tasks(status, project_id, change_id, ord)",
             "CREATE INDEX idx_events_type_position ON events(type, position)",
             "CREATE INDEX idx_conflicts_status ON conflicts(status, project_id, change_id)",
             # Full-text search over titles, groups and sections, kept by triggers.
@@ -103,6 +110,14 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             END""",
         ],
     ),
+    (
+        2,
+        [
+            """CREATE TABLE dead_letters (
+                id INTEGER PRIMARY KEY, created_at TEXT NOT NULL, error TEXT NOT NULL,
+                events TEXT NOT NULL, sync_base TEXT)""",
+        ],
+    ),
 ]
 
 
@@ -118,6 +133,7 @@ class SqliteStore(Store):
         self.path = path
         self.url = f"sqlite:///{path}"
         self._scratch_dir = scratch_dir
+        self.committer = GroupCommitter(self._commit_batch, self._dead_letter)
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -156,6 +172,7 @@ class SqliteStore(Store):
             raise
 
     async def close(self) -> None:
+        await self.committer.close()
         self.db.close()
         if self._scratch_dir:
             shutil.rmtree(self._scratch_dir, ignore_errors=True)
@@ -167,62 +184,72 @@ class SqliteStore(Store):
         *,
         sync_base: tuple[str, str, SyncBase] | None = None,
     ) -> list[StoredEvent]:
-        return self.append_sync(events, sync_base=sync_base)
+        return await self.committer.submit(events, sync_base)
 
-    def append_sync(
-        self,
-        events: Sequence[NewEvent],
-        *,
-        sync_base: tuple[str, str, SyncBase] | None = None,
-    ) -> list[StoredEvent]:
+    async def _commit_batch(self, batch: list[AppendRequest]) -> list[Outcome]:
         db = self.db
-        rows = [
-            (
-                e.id,
-                e.aggregate_type,
-                e.aggregate_id,
-                e.version,
-                e.type,
-                e.timestamp,
-                orjson.dumps(e.data).decode(),
-                orjson.dumps(e.metadata).decode(),
-            )
-            for e in events
-        ]
+        outcomes: list[Outcome] = []
         db.execute("BEGIN IMMEDIATE")
         try:
-            first = (db.execute("SELECT COALESCE(MAX(position), 0) FROM events").fetchone())[0]
-            if rows:
-                db.executemany(
-                    "INSERT INTO events (id, aggregate_type, aggregate_id, version, type, "
-                    "timestamp, data, metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    rows,
-                )
-                self._apply(project_all(events))
-            if sync_base is not None:
-                self._put_base(*sync_base)
+            for request in batch:
+                db.execute("SAVEPOINT request")
+                try:
+                    outcomes.append(self._append_one(request.events, request.sync_base))
+                    db.execute("RELEASE request")
+                except sqlite3.IntegrityError as exc:
+                    db.execute("ROLLBACK TO request")
+                    db.execute("RELEASE request")
+                    outcomes.append(_concurrency(exc))
+                except ZyflowError as exc:
+                    db.execute("ROLLBACK TO request")
+                    db.execute("RELEASE request")
+                    outcomes.append(exc)
             db.execute("COMMIT")
-        except sqlite3.IntegrityError as exc:
-            db.execute("ROLLBACK")
-            raise _concurrency(exc) from None
         except BaseException:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             raise
-        return [
-            StoredEvent(
-                first + i + 1,
-                e.id,
-                e.aggregate_type,
-                e.aggregate_id,
-                e.version,
-                e.type,
-                e.timestamp,
-                e.data,
-                e.metadata,
+        return outcomes
+
+    def _append_one(
+        self, events: Sequence[NewEvent], sync_base: tuple[str, str, SyncBase] | None
+    ) -> list[StoredEvent]:
+        db = self.db
+        first = 0
+        if events:
+            first = db.execute("SELECT COALESCE(MAX(position), 0) FROM events").fetchone()[0]
+            db.executemany(
+                "INSERT INTO events (id, aggregate_type, aggregate_id, version, type, "
+                "timestamp, data, metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        e.id,
+                        e.aggregate_type,
+                        e.aggregate_id,
+                        e.version,
+                        e.type,
+                        e.timestamp,
+                        orjson.dumps(e.data).decode(),
+                        orjson.dumps(e.metadata).decode(),
+                    )
+                    for e in events
+                ],
             )
-            for i, e in enumerate(events)
-        ]
+            self._apply(project_all(events))
+        if sync_base is not None:
+            self._put_base(*sync_base)
+        return stored_events(first, events)
+
+    async def _dead_letter(self, batch: list[AppendRequest], error: str) -> None:
+        db = self.db
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        db.execute("BEGIN IMMEDIATE")
+        db.executemany(
+            "INSERT INTO dead_letters (created_at, error, events, sync_base) VALUES (?, ?, ?, ?)",
+            [dead_letter_row(request, error) for request in batch],
+        )
+        db.execute("COMMIT")
 
     def _apply(self, ops: Sequence[RowOp]) -> None:
         for statement, params in sql.grouped_ops(ops):

@@ -106,7 +106,7 @@ class SyncEngine:
         store: Store,
         *,
         strategy: Strategy = Strategy.SPEC_WINS,
-        concurrency: int = 16,
+        concurrency: int = 64,
     ) -> None:
         self.store = store
         self.strategy = strategy

@@ -66,6 +66,7 @@ class GroupCommitter:
         self._writer: asyncio.Task[None] | None = None
         self._closing = False
         self.stats = GroupCommitStats()
+        self.listeners: list[Callable[[], None]] = []
 
     async def submit(
         self, events: Sequence[NewEvent], sync_base: BaseRef | None
@@ -125,6 +126,8 @@ class GroupCommitter:
                     await asyncio.sleep(self.retry_delay * (2**attempt))
                     continue
                 break
+            for listener in self.listeners:
+                listener()
             for request, outcome in zip(batch, outcomes, strict=True):
                 if request.future.done():
                     continue

@@ -30,6 +30,7 @@ from zyflow.domain.model import (
     priority_rank,
 )
 from zyflow.domain.projection import RowOp
+from zyflow.store.group_commit import GroupCommitter
 
 T = TypeVar("T")
 
@@ -222,6 +223,7 @@ class Store(EventStore):
     """The log plus the read models built from it."""
 
     url: str
+    committer: GroupCommitter
 
     @abc.abstractmethod
     async def migrate(self) -> None: ...

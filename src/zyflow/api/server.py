@@ -32,6 +32,7 @@ from zyflow.sync.watcher import Watcher
 log = logging.getLogger("zyflow.serve")
 
 PROJECTS_ENV = "ZYFLOW_SERVE_PROJECTS"
+WATCH_SETTLE_SECONDS = 0.2  # the OS watch is registered on another thread, shortly after start
 
 
 class ServeError(Exception):
@@ -109,13 +110,20 @@ class ServedApp:
             return
         for project in await services.engine.load_projects():
             roots.setdefault(project.id, Path(project.path))
-        for project_id in roots:
-            report = await services.engine.sync_project(project_id, actor="serve")
-            for error in report.errors:
-                log.warning("%s/%s: %s", project_id, error["change"], error["error"])
         self._roots = roots
+        # Watch first, then sync: an edit made while the watch is being set up is
+        # caught by the sync, and one made after it by the watcher.
         self._start_watcher()
+        await asyncio.sleep(WATCH_SETTLE_SECONDS)
+        for project_id in roots:
+            await self._catch_up(project_id)
         self.inner.state.watch_project = self._watch_project
+
+    async def _catch_up(self, project_id: str) -> None:
+        assert self.services is not None
+        report = await self.services.engine.sync_project(project_id, actor="serve")
+        for error in report.errors:
+            log.warning("%s/%s: %s", project_id, error["change"], error["error"])
 
     def _start_watcher(self) -> None:
         assert self.services is not None
@@ -130,11 +138,13 @@ class ServedApp:
         if root is None or project_id in self._roots:
             return
         self._roots[project_id] = root
-        asyncio.get_running_loop().create_task(self._restart_watcher())
+        asyncio.get_running_loop().create_task(self._restart_watcher(project_id))
 
-    async def _restart_watcher(self) -> None:
+    async def _restart_watcher(self, project_id: str) -> None:
         await self._stop_watcher()
         self._start_watcher()
+        await asyncio.sleep(WATCH_SETTLE_SECONDS)
+        await self._catch_up(project_id)
 
     async def _stop_watcher(self) -> None:
         self._stop.set()

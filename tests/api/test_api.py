@@ -50,7 +50,8 @@ def test_reads(server: Server) -> None:
         page = c.get("/api/tasks", params={"change": "add-webhooks", "limit": "4"}).json()
         assert len(page["items"]) == 4 and page["next_cursor"]
         rest = c.get(
-            "/api/tasks", params={"change": "add-webhooks", "limit": "50", "cursor": page["next_cursor"]}
+            "/api/tasks",
+            params={"change": "add-webhooks", "limit": "50", "cursor": page["next_cursor"]},
         ).json()
         assert len(page["items"]) + len(rest["items"]) == 11 and rest["next_cursor"] is None
         found = c.get("/api/tasks", params={"q": "형태소"}).json()["items"]
@@ -60,12 +61,19 @@ def test_reads(server: Server) -> None:
         task = first_task(c, change="search-ko")
         got = c.get(f"/api/tasks/{task['id']}")
         assert got.headers["etag"] == f'"{task["version"]}"'
-        assert c.get(f"/api/tasks/{task['id']}", headers={"If-None-Match": got.headers["etag"]}).status_code == 304
+        assert (
+            c.get(
+                f"/api/tasks/{task['id']}", headers={"If-None-Match": got.headers["etag"]}
+            ).status_code
+            == 304
+        )
         history = c.get(f"/api/tasks/{task['id']}/history").json()["items"]
         assert [e["type"] for e in history] == ["TaskCreated"]
         events = c.get("/api/events", params={"type": "ChangeCreated", "limit": "2"}).json()
         assert len(events["items"]) == 2 and events["next_cursor"]
-        after = c.get("/api/events", params={"after": events["next_cursor"], "type": "ChangeCreated"}).json()
+        after = c.get(
+            "/api/events", params={"after": events["next_cursor"], "type": "ChangeCreated"}
+        ).json()
         assert len(after["items"]) == 2
         assert c.get("/api/conflicts").json() == {"items": [], "next_cursor": None}
         assert "openapi" in c.get("/openapi.json").json()
@@ -101,26 +109,46 @@ def test_bad_reads(server: Server, path: str, params: dict[str, str], status: in
 def test_patch_flow_and_write_back(server: Server) -> None:
     path = server.project / TASKS
     with server.client() as c:
-        task = next(t for t in c.get("/api/tasks", params={"change": "add-webhooks"}).json()["items"] if not t["done"])
+        task = next(
+            t
+            for t in c.get("/api/tasks", params={"change": "add-webhooks"}).json()["items"]
+            if not t["done"]
+        )
         before = path.read_bytes()
         response = c.patch(
-            f"/api/tasks/{task['id']}", json={"status": "done"}, headers={"If-Match": f'"{task["version"]}"'}
+            f"/api/tasks/{task['id']}",
+            json={"status": "done"},
+            headers={"If-Match": f'"{task["version"]}"'},
         )
         assert response.status_code == 200, response.text
         assert response.json()["done"] and response.headers["etag"] == f'"{task["version"] + 1}"'
         after = path.read_bytes()
         assert sum(a != b for a, b in zip(before, after, strict=True)) == 1
-        stale = c.patch(f"/api/tasks/{task['id']}", json={"status": "todo"}, headers={"If-Match": f'"{task["version"]}"'})
+        stale = c.patch(
+            f"/api/tasks/{task['id']}",
+            json={"status": "todo"},
+            headers={"If-Match": f'"{task["version"]}"'},
+        )
         is_problem(stale, 409)
         assert path.read_bytes() == after
-        stale_body = c.patch(f"/api/tasks/{task['id']}", json={"assignee": "x", "expected_version": 1})
+        stale_body = c.patch(
+            f"/api/tasks/{task['id']}", json={"assignee": "x", "expected_version": 1}
+        )
         is_problem(stale_body, 409)
-        ok = c.patch(f"/api/tasks/{task['id']}", json={"assignee": "ann", "priority": "high", "tags": ["api", "ux"]})
+        ok = c.patch(
+            f"/api/tasks/{task['id']}",
+            json={"assignee": "ann", "priority": "high", "tags": ["api", "ux"]},
+        )
         assert ok.json()["assignee"] == "ann" and ok.json()["tags"] == ["api", "ux"]
         cleared = c.patch(f"/api/tasks/{task['id']}", json={"assignee": None})
         assert cleared.json()["assignee"] is None and cleared.json()["priority"] == "high"
         history = c.get(f"/api/tasks/{task['id']}/history").json()["items"]
-        assert [e["type"] for e in history] == ["TaskCreated", "TaskCompleted", "TaskUpdated", "TaskUpdated"]
+        assert [e["type"] for e in history] == [
+            "TaskCreated",
+            "TaskCompleted",
+            "TaskUpdated",
+            "TaskUpdated",
+        ]
         assert history[-1]["data"]["previous"] == {"assignee": "ann"}
         for body, status in [
             ({"status": "archived"}, 422),
@@ -131,17 +159,38 @@ def test_patch_flow_and_write_back(server: Server) -> None:
             ({"assignee": "x" * 500}, 422),
         ]:
             is_problem(c.patch(f"/api/tasks/{task['id']}", json=body), status)
-        is_problem(c.patch(f"/api/tasks/{task['id']}", content=b"{not json", headers={"content-type": "application/json"}), 422)
-        is_problem(c.patch(f"/api/tasks/{task['id']}", json={}, headers={"If-Match": "garbage"}), 400)
+        is_problem(
+            c.patch(
+                f"/api/tasks/{task['id']}",
+                content=b"{not json",
+                headers={"content-type": "application/json"},
+            ),
+            422,
+        )
+        is_problem(
+            c.patch(f"/api/tasks/{task['id']}", json={}, headers={"If-Match": "garbage"}), 400
+        )
         is_problem(c.patch("/api/tasks/nope", json={"status": "done"}), 404)
-        is_problem(c.patch(f"/api/tasks/{task['id']}", content=b"x" * 100_000, headers={"content-type": "application/json"}), 413)
+        is_problem(
+            c.patch(
+                f"/api/tasks/{task['id']}",
+                content=b"x" * 100_000,
+                headers={"content-type": "application/json"},
+            ),
+            413,
+        )
         is_problem(c.delete(f"/api/tasks/{task['id']}"), 405)
 
 
 def test_sync_projects_and_conflicts_endpoints(server: Server, tmp_path: Path) -> None:
     with server.client() as c:
         assert c.post("/api/sync", json={}).json()["events"] == 0
-        assert c.post("/api/sync", json={"project": "project", "change": "search-ko", "force": True}).status_code == 200
+        assert (
+            c.post(
+                "/api/sync", json={"project": "project", "change": "search-ko", "force": True}
+            ).status_code
+            == 200
+        )
         is_problem(c.post("/api/sync", json={"project": "nope"}), 404)
         is_problem(c.post("/api/sync", json={"change": "../../etc"}), 400)
         is_problem(c.post("/api/projects", json={"path": str(tmp_path / "missing")}), 400)
@@ -156,7 +205,9 @@ def test_sync_projects_and_conflicts_endpoints(server: Server, tmp_path: Path) -
         is_problem(c.post("/api/conflicts/abc/resolve", json={"resolution": "spec"}), 404)
         is_problem(c.post("/api/conflicts/abc/resolve", json={"resolution": "maybe"}), 422)
         # The new project is watched: an edit there shows up.
-        (other / "openspec" / "changes" / "solo" / "tasks.md").write_text("## A\n- [ ] 1. one\n- [ ] 2. two\n")
+        (other / "openspec" / "changes" / "solo" / "tasks.md").write_text(
+            "## A\n- [ ] 1. one\n- [ ] 2. two\n"
+        )
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
             if len(c.get("/api/tasks", params={"change": "solo"}).json()["items"]) == 2:
@@ -205,7 +256,9 @@ def test_edit_on_disk_reaches_api_and_stream_within_a_second(server: Server) -> 
 
 
 def test_stream_resumes_from_last_event_id(server: Server) -> None:
-    with httpx.stream("GET", server.url + "/api/events/stream", headers={"Last-Event-ID": "3"}, timeout=5) as r:
+    with httpx.stream(
+        "GET", server.url + "/api/events/stream", headers={"Last-Event-ID": "3"}, timeout=5
+    ) as r:
         assert r.headers["content-type"].startswith("text/event-stream")
         ids = []
         for line in r.iter_lines():
@@ -225,9 +278,20 @@ def test_token_required_for_mutations(tmp_path: Path, db_url: str) -> None:
             task = first_task(c)
             assert c.get(f"/api/tasks/{task['id']}").status_code == 200
             is_problem(c.patch(f"/api/tasks/{task['id']}", json={"assignee": "x"}), 401)
-            is_problem(c.patch(f"/api/tasks/{task['id']}", json={"assignee": "x"}, headers={"Authorization": "Bearer nope"}), 401)
+            is_problem(
+                c.patch(
+                    f"/api/tasks/{task['id']}",
+                    json={"assignee": "x"},
+                    headers={"Authorization": "Bearer nope"},
+                ),
+                401,
+            )
             is_problem(c.post("/api/sync", json={}), 401)
-            ok = c.patch(f"/api/tasks/{task['id']}", json={"assignee": "x"}, headers={"Authorization": "Bearer s3cret"})
+            ok = c.patch(
+                f"/api/tasks/{task['id']}",
+                json={"assignee": "x"},
+                headers={"Authorization": "Bearer s3cret"},
+            )
             assert ok.status_code == 200
     finally:
         running.stop()
@@ -269,13 +333,17 @@ def test_pagination_while_tasks_are_added(server: Server) -> None:
             page = c.get("/api/tasks", params=params).json()
             seen.extend(t["id"] for t in page["items"])
             if added < 4:
-                path.write_bytes(path.read_bytes() + f"- [ ] 9.{added} Added while paging\n".encode())
+                path.write_bytes(
+                    path.read_bytes() + f"- [ ] 9.{added} Added while paging\n".encode()
+                )
                 added += 1
                 time.sleep(0.15)
             if not page["next_cursor"]:
                 break
             cursor = page["next_cursor"]
         assert len(seen) == len(set(seen))
-        final = c.get("/api/tasks", params={"change": "realtime-dashboard", "limit": "100"}).json()["items"]
+        final = c.get("/api/tasks", params={"change": "realtime-dashboard", "limit": "100"}).json()[
+            "items"
+        ]
         original = [t["id"] for t in final if not t["title"].startswith("Added while")]
         assert set(original) <= set(seen)

@@ -46,7 +46,9 @@ def test_no_server_errors(tmp_path: Path) -> None:
                 if response.status_code >= 400 and response.status_code != 304:
                     content_type = response.headers.get("content-type") or [""]
                     assert content_type[0].startswith("application/problem+json"), (
-                        case.method, case.formatted_path, response.headers,
+                        case.method,
+                        case.formatted_path,
+                        response.headers,
                     )
 
             check()

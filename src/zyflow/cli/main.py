@@ -319,6 +319,62 @@ def serve(
         fail(str(exc))
 
 
+@app.command()
+def bench(
+    quick: Annotated[
+        bool, typer.Option("--quick", help="small sizes; checks the suite runs")
+    ] = False,
+    only: Annotated[
+        list[str] | None, typer.Option("--only", help="api, queries, sync, events, memory")
+    ] = None,
+    json: JsonOpt = False,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="write bench.md, bench.json, charts")
+    ] = None,
+    pg: Annotated[
+        str | None, typer.Option("--pg", help="PostgreSQL URL for the PostgreSQL rows")
+    ] = "postgresql://postgres@127.0.0.1:5432/test",
+) -> None:
+    """Measure every performance target beside a ceiling measured in the same run."""
+    from zyflow.bench import report
+    from zyflow.bench.runner import BENCHES, run_benches
+
+    names = only or list(BENCHES)
+    unknown = [n for n in names if n not in BENCHES]
+    if unknown:
+        fail(f"unknown bench {unknown[0]!r}; expected one of {', '.join(BENCHES)}")
+
+    def log(message: str) -> None:
+        typer.echo(message, err=True)
+
+    rows = asyncio.run(run_benches(names, quick, pg or None, log))
+    info = report.machine()
+    commit = _git_commit()
+    if out is not None:
+        report.write_report(out, rows, info, commit)
+        log(f"report written to {out}/")
+    if json:
+        emit_json({"commit": commit, "machine": info, "rows": [r.to_json() for r in rows]})
+    else:
+        report.print_table(rows)
+
+
+def _git_commit() -> str | None:
+    import subprocess
+
+    try:
+        proc = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).resolve().parent,
+        )
+    except OSError:
+        return None
+    return proc.stdout.strip() or None
+
+
 def main() -> None:
     app()
 

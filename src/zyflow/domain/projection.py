@@ -115,7 +115,16 @@ def task_column_value(name: str, value: Any) -> tuple[str, Any]:
 
 
 def _task_values(fields: dict[str, Any]) -> dict[str, Any]:
-    return dict(task_column_value(k, v) for k, v in fields.items())
+    values: dict[str, Any] = {}
+    rename = _TASK_FIELD_COLUMN
+    for name, value in fields.items():
+        if name == "priority":
+            values["priority"] = priority_rank(value)
+        elif name == "tags":
+            values["tags"] = orjson.dumps(value or []).decode()
+        else:
+            values[rename.get(name, name)] = value
+    return values
 
 
 def project(event: NewEvent | StoredEvent) -> Iterator[RowOp]:

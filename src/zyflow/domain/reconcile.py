@@ -66,6 +66,8 @@ def _title_key(group: str | None, section: str | None, title: str) -> str:
 def match_tasks(parsed: Sequence[ParsedTask], stored: Sequence[Task]) -> dict[int, Task]:
     """Map each parsed task's ordinal to the stored task it continues, if any."""
     matches: dict[int, Task] = {}
+    if not stored:
+        return matches
     taken: set[str] = set()
     by_key: dict[str, Task] = {}
     for task in stored:

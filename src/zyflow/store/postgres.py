@@ -196,44 +196,58 @@ class PostgresStore(Store):
         outcomes: list[Outcome] = []
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", APPEND_LOCK)
-            for request in batch:
+            if len(batch) > 1:
+                # Optimistic: the whole batch as one set of statements; if any request is
+                # refused, undo it all and take them one savepoint at a time.
+                try:
+                    async with conn.transaction():
+                        outcomes.extend(await self._append_merged(conn, batch))
+                except (asyncpg.UniqueViolationError, ZyflowError):
+                    outcomes.clear()
+            for request in batch if not outcomes else ():
                 try:
                     async with conn.transaction():  # a savepoint per request
-                        outcomes.append(await self._append_one(conn, request))
+                        first = await self._insert_events(conn, request.events)
+                        if request.sync_base is not None:
+                            await self._put_base(conn, *request.sync_base)
+                        outcomes.append(stored_events(first, request.events))
                 except asyncpg.UniqueViolationError as exc:
                     outcomes.append(_concurrency(exc))
                 except ZyflowError as exc:
                     outcomes.append(exc)
         return outcomes
 
-    async def _append_one(
-        self, conn: asyncpg.Connection, request: AppendRequest
-    ) -> list[StoredEvent]:
-        events = request.events
-        first = 0
-        if events:
-            first = await conn.fetchval("SELECT COALESCE(MAX(position), 0) FROM events")
-            await conn.executemany(
-                "INSERT INTO events (id, aggregate_type, aggregate_id, version, type, "
-                '"timestamp", data, metadata) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)',
-                [
-                    (
-                        e.id,
-                        e.aggregate_type,
-                        e.aggregate_id,
-                        e.version,
-                        e.type,
-                        datetime.fromisoformat(e.timestamp),
-                        e.data,
-                        e.metadata,
-                    )
-                    for e in events
-                ],
-            )
-            await self._apply(conn, project_all(events))
-        if request.sync_base is not None:
-            await self._put_base(conn, *request.sync_base)
-        return stored_events(first, events)
+    async def _append_merged(
+        self, conn: asyncpg.Connection, batch: list[AppendRequest]
+    ) -> list[Outcome]:
+        first = await self._insert_events(conn, [e for r in batch for e in r.events])
+        for request in batch:
+            if request.sync_base is not None:
+                await self._put_base(conn, *request.sync_base)
+        outcomes: list[Outcome] = []
+        for request in batch:
+            outcomes.append(stored_events(first, request.events))
+            first += len(request.events)
+        return outcomes
+
+    async def _insert_events(self, conn: asyncpg.Connection, events: Sequence[NewEvent]) -> int:
+        """Insert events and their read-model rows; returns the position before the first."""
+        if not events:
+            return 0
+        first = await conn.fetchval("SELECT COALESCE(MAX(position), 0) FROM events")
+        await conn.executemany(
+            "INSERT INTO events (id, aggregate_type, aggregate_id, version, type, "
+            '"timestamp", data, metadata) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)',
+            [
+                (
+                    e.id, e.aggregate_type, e.aggregate_id, e.version, e.type,
+                    datetime.fromisoformat(e.timestamp), e.data, e.metadata,
+                )
+                for e in events
+            ],
+        )  # fmt: skip
+        await self._apply(conn, project_all(events))
+        return int(first)
 
     async def _dead_letter(self, batch: list[AppendRequest], error: str) -> None:
         await self.pool.executemany(

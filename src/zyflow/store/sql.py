@@ -167,11 +167,20 @@ def op_params(op: RowOp) -> tuple[Any, ...]:
     return (*op.values.values(), *op.where.values())
 
 
+_KIND_ORDER = {Insert: 0, Upsert: 1, Update: 2}
+
+
 def grouped_ops(ops: Sequence[RowOp]) -> list[tuple[str, list[tuple[Any, ...]]]]:
-    """Consecutive operations of the same shape become one ``executemany``; order is kept."""
+    """Operations of the same shape become one ``executemany``.
+
+    A stable sort by (table, insert/upsert/update) first brings like operations together:
+    rows are inserted before anything updates them, and operations on one row keep
+    their order, so the result equals applying the operations one by one.
+    """
+    ordered = sorted(ops, key=lambda op: (op.table, _KIND_ORDER[type(op)]))
     groups: list[tuple[str, list[tuple[Any, ...]]]] = []
     last: tuple[Any, ...] | None = None
-    for op in ops:
+    for op in ordered:
         signature = op_signature(op)
         if signature != last:
             groups.append((op_sql(op), []))

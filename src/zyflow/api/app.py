@@ -19,10 +19,19 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from zyflow.api.cached import (
+    CHANGES_TAGS,
+    list_key,
+    read_through,
+    split_task_value,
+    task_value,
+    tasks_list_tags,
+)
 from zyflow.api.live import EventHub
 from zyflow.api.problems import BodyLimit, problem_handlers
 from zyflow.bootstrap import Services
-from zyflow.domain.errors import InvalidInput, NotFound
+from zyflow.cache.invalidation import task_key
+from zyflow.domain.errors import InvalidInput, NotFound, ZyflowError
 from zyflow.domain.model import check_change_id, check_entity_id
 from zyflow.store.port import EventQuery, TaskQuery
 from zyflow.sync.engine import UNSET, Unset
@@ -84,6 +93,7 @@ def parse_if_match(value: str | None) -> int | None:
 def create_app(services: Services, hub: EventHub | None = None) -> FastAPI:
     store = services.store
     engine = services.engine
+    cache = services.cache
     token = services.settings.token
     live = hub or EventHub(store)
 
@@ -117,6 +127,7 @@ def create_app(services: Services, hub: EventHub | None = None) -> FastAPI:
                 "events": position,
                 "db_ms": round((time.perf_counter() - started) * 1000, 3),
                 "live_clients": live.clients,
+                "cache": cache.snapshot() if cache is not None else None,
             }
         )
 
@@ -136,26 +147,44 @@ def create_app(services: Services, hub: EventHub | None = None) -> FastAPI:
 
     @app.get("/api/changes", tags=["changes"])
     async def list_changes(
+        request: Request,
         project: str | None = None,
         status: Literal["active", "archived"] | None = None,
     ) -> Response:
-        changes = await store.list_changes(project=project, status=status)
-        return json_response({"items": [c.to_json() for c in changes], "next_cursor": None})
+        async def load() -> bytes:
+            changes = await store.list_changes(project=project, status=status)
+            return orjson.dumps({"items": [c.to_json() for c in changes], "next_cursor": None})
+
+        key = list_key(request.url.path, request.scope["query_string"])
+        body = await read_through(cache, key, CHANGES_TAGS, load)
+        return Response(body, media_type=JSON)
 
     @app.get("/api/changes/{change_id}", tags=["changes"])
-    async def get_change(change_id: str, project: str | None = None) -> Response:
+    async def get_change(request: Request, change_id: str, project: str | None = None) -> Response:
         check_change_id(change_id)
-        found = await store.list_changes(project=project, change=change_id)
-        if not found:
-            raise NotFound(f"no change {change_id!r}")
-        if len(found) > 1:
-            raise InvalidInput(
-                f"change {change_id!r} exists in several projects; add ?project=",
-            )
-        return json_response(found[0].to_json())
+        problem: list[ZyflowError] = []
+
+        async def load() -> bytes | None:
+            found = await store.list_changes(project=project, change=change_id)
+            if not found:
+                problem.append(NotFound(f"no change {change_id!r}"))
+                return None
+            if len(found) > 1:
+                problem.append(
+                    InvalidInput(f"change {change_id!r} exists in several projects; add ?project=")
+                )
+                return None
+            return orjson.dumps(found[0].to_json())
+
+        key = list_key(request.url.path, request.scope["query_string"])
+        body = await read_through(cache, key, CHANGES_TAGS, load)
+        if body is None:
+            raise problem[0] if problem else NotFound(f"no change {change_id!r}")
+        return Response(body, media_type=JSON)
 
     @app.get("/api/tasks", tags=["tasks"])
     async def list_tasks(
+        request: Request,
         project: str | None = None,
         change: str | None = None,
         status: str | None = None,
@@ -170,21 +199,34 @@ def create_app(services: Services, hub: EventHub | None = None) -> FastAPI:
             project=project, change=change, status=status, assignee=assignee,
             priority=priority, q=q, sort=sort, limit=limit, cursor=cursor,
         )  # fmt: skip
-        page = await store.list_tasks(query)
-        return json_response(page.to_json())
+
+        async def load() -> bytes:
+            return orjson.dumps((await store.list_tasks(query)).to_json())
+
+        key = list_key(request.url.path, request.scope["query_string"])
+        body = await read_through(cache, key, tasks_list_tags(query.change), load)
+        return Response(body, media_type=JSON)
 
     @app.get("/api/tasks/{task_id}", tags=["tasks"])
     async def get_task(
         task_id: str, if_none_match: Annotated[str | None, Header()] = None
     ) -> Response:
         check_entity_id(task_id, "task id")
-        task = await store.get_task(task_id)
-        if task is None:
+
+        async def load() -> bytes | None:
+            task = await store.get_task(task_id)
+            if task is None:
+                return None
+            return task_value(task.version, orjson.dumps(task.to_json()))
+
+        key = task_key(task_id)
+        value = await read_through(cache, key, (key,), load)
+        if value is None:
             raise NotFound(f"no task {task_id!r}")
-        tag = etag(task.version)
-        if if_none_match is not None and tag in if_none_match:
-            return Response(status_code=304, headers={"ETag": tag})
-        return json_response(task.to_json(), headers={"ETag": tag})
+        tag, body = split_task_value(value)
+        if if_none_match is not None and tag.decode() in if_none_match:
+            return Response(status_code=304, headers={"ETag": tag.decode()})
+        return Response(body, media_type=JSON, headers={"ETag": tag.decode()})
 
     @app.patch("/api/tasks/{task_id}", tags=["tasks"], dependencies=mutating)
     async def patch_task(
@@ -301,6 +343,8 @@ def create_app(services: Services, hub: EventHub | None = None) -> FastAPI:
 
     @app.get("/metrics", tags=["service"], include_in_schema=False)
     async def metrics() -> Response:
+        if cache is not None:
+            cache.snapshot()  # refresh the gauges
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     dashboard = resources.files("zyflow.api").joinpath("static/index.html").read_bytes()

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import orjson
 
@@ -31,8 +31,14 @@ POLL_SECONDS = 0.25
 
 
 class EventHub:
-    def __init__(self, store: Store) -> None:
+    def __init__(
+        self,
+        store: Store,
+        on_foreign: Callable[[list[StoredEvent]], Awaitable[None]] | None = None,
+    ) -> None:
         self.store = store
+        self.on_foreign = on_foreign
+        self._local: set[int] = set()
         self.ring: deque[StoredEvent] = deque(maxlen=RING)
         self.last_position = 0
         self._changed = asyncio.Event()
@@ -50,6 +56,11 @@ class EventHub:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._poller
 
+    async def record_local(self, events: list[StoredEvent]) -> None:
+        """After-commit hook: these positions were written (and handled) by this process."""
+        if self.on_foreign is not None:
+            self._local.update(e.position for e in events)
+
     def committed(self) -> None:
         """Called after a local commit: pull the new events without waiting for the poll."""
         asyncio.get_running_loop().create_task(self.refresh())
@@ -62,6 +73,14 @@ class EventHub:
                     return
                 self.ring.extend(batch)
                 self.last_position = batch[-1].position
+                if self.on_foreign is not None:
+                    foreign = [e for e in batch if e.position not in self._local]
+                    self._local.difference_update(e.position for e in batch)
+                    if foreign:
+                        try:
+                            await self.on_foreign(foreign)
+                        except Exception as exc:
+                            log.warning("handling events of another process failed: %s", exc)
                 changed, self._changed = self._changed, asyncio.Event()
                 changed.set()
                 if len(batch) < PAGE:

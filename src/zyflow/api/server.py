@@ -23,9 +23,12 @@ import orjson
 from starlette.types import Receive, Scope, Send
 
 from zyflow.api.app import create_app
+from zyflow.api.cached import CachedReads
 from zyflow.api.live import EventHub
 from zyflow.bootstrap import Services, build
+from zyflow.cache.invalidation import stale
 from zyflow.config import Settings
+from zyflow.domain.events import StoredEvent
 from zyflow.spec import layout
 from zyflow.sync.watcher import Watcher
 
@@ -56,6 +59,7 @@ class ServedApp:
         self.projects: list[str] = orjson.loads(os.environ.get(PROJECTS_ENV, "[]"))
         self.services: Services | None = None
         self.inner: Any = None
+        self.app_state: Any = None
         self.hub: EventHub | None = None
         self._stop = asyncio.Event()
         self._watch_task: asyncio.Task[None] | None = None
@@ -95,12 +99,16 @@ class ServedApp:
         return True
 
     async def startup(self) -> None:
-        services = await build(self.settings)
+        services = await build(self.settings, with_cache=True)
         self.services = services
-        self.hub = EventHub(services.store)
+        self.hub = EventHub(services.store, on_foreign=self._foreign_events)
         await self.hub.start()
+        services.store.committer.after_commit.append(self.hub.record_local)
         services.store.committer.listeners.append(self.hub.committed)
-        self.inner = create_app(services, self.hub)
+        app = create_app(services, self.hub)
+        self.app_state = app.state
+        assert services.cache is not None
+        self.inner = CachedReads(app, services.cache)
         leader = self._take_watch_lock()
         roots: dict[str, Path] = {}
         for directory in self.projects:
@@ -117,7 +125,13 @@ class ServedApp:
         await asyncio.sleep(WATCH_SETTLE_SECONDS)
         for project_id in roots:
             await self._catch_up(project_id)
-        self.inner.state.watch_project = self._watch_project
+        self.app_state.watch_project = self._watch_project
+
+    async def _foreign_events(self, events: list[StoredEvent]) -> None:
+        """Events another process committed (the CLI, another worker): drop what they staled."""
+        assert self.services is not None and self.services.cache is not None
+        keys, tags, patterns = stale(events)
+        await self.services.cache.invalidate(keys, tags, patterns)
 
     async def _catch_up(self, project_id: str) -> None:
         assert self.services is not None

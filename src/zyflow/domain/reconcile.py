@@ -158,7 +158,14 @@ def task_update_event(
         aggregate_id=task.id,
         version=task.version + 1,
         type=_task_event_type(task.status, status),
-        data={"changes": changes, "previous": previous},
+        # project and change ride along so consumers (cache invalidation, feeds) need no
+        # lookup to know where the task lives.
+        data={
+            "project": task.project,
+            "change": task.change,
+            "changes": changes,
+            "previous": previous,
+        },
         metadata=metadata,
         timestamp=timestamp,
     )

@@ -67,6 +67,9 @@ class GroupCommitter:
         self._closing = False
         self.stats = GroupCommitStats()
         self.listeners: list[Callable[[], None]] = []
+        # Awaited after a batch commits and before its callers are acknowledged (cache
+        # invalidation): an acknowledged write is never followed by a stale read.
+        self.after_commit: list[Callable[[list[StoredEvent]], Awaitable[None]]] = []
 
     async def submit(
         self, events: Sequence[NewEvent], sync_base: BaseRef | None
@@ -126,6 +129,17 @@ class GroupCommitter:
                     await asyncio.sleep(self.retry_delay * (2**attempt))
                     continue
                 break
+            committed = [
+                event
+                for outcome in outcomes
+                if not isinstance(outcome, BaseException)
+                for event in outcome
+            ]
+            for hook in self.after_commit:
+                try:
+                    await hook(committed)
+                except Exception as exc:  # committed is committed; say so loudly
+                    log.error("after-commit hook failed: %s", exc)
             for listener in self.listeners:
                 listener()
             for request, outcome in zip(batch, outcomes, strict=True):

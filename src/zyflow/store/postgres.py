@@ -101,6 +101,19 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
                 error TEXT NOT NULL, events TEXT NOT NULL, sync_base TEXT)""",
         ],
     ),
+    (
+        3,
+        [
+            # L3 cache (zyflow.cache.database): entries, their tags, tag generations.
+            """CREATE TABLE cache_entries (
+                key TEXT PRIMARY KEY, value BYTEA NOT NULL,
+                expires_at DOUBLE PRECISION NOT NULL)""",
+            "CREATE INDEX idx_cache_entries_expires ON cache_entries(expires_at)",
+            """CREATE TABLE cache_tags (
+                tag TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (tag, key))""",
+            "CREATE TABLE cache_gens (tag TEXT PRIMARY KEY, gen BIGINT NOT NULL)",
+        ],
+    ),
 ]
 
 

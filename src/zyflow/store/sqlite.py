@@ -118,6 +118,18 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
                 events TEXT NOT NULL, sync_base TEXT)""",
         ],
     ),
+    (
+        3,
+        [
+            # L3 cache (zyflow.cache.database): entries, their tags, tag generations.
+            """CREATE TABLE cache_entries (
+                key TEXT PRIMARY KEY, value BLOB NOT NULL, expires_at REAL NOT NULL)""",
+            "CREATE INDEX idx_cache_entries_expires ON cache_entries(expires_at)",
+            """CREATE TABLE cache_tags (
+                tag TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (tag, key))""",
+            "CREATE TABLE cache_gens (tag TEXT PRIMARY KEY, gen BIGINT NOT NULL)",
+        ],
+    ),
 ]
 
 

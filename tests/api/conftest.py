@@ -60,6 +60,7 @@ def start_server(
         project = tmp_path / "project"
         if not project.exists():
             shutil.copytree(DEMO, project)
+    tmp_path.mkdir(parents=True, exist_ok=True)
     data_dir = tmp_path / "data"
     port = free_port()
     log = tmp_path / f"serve-{port}.log"

@@ -128,7 +128,7 @@ class MultiLevelCache:
                 metrics.LATENCY.labels("l2", "get").observe(time.perf_counter() - started)
                 if value is not None:
                     metrics.HITS.labels("l2").inc()
-                    self._fill_l1(key, value, tags, generation, 0.0)
+                    self._fill_l1(key, value, tags, generation, 0.0, L1_TTL)
                     return value
                 metrics.MISSES.labels("l2").inc()
                 l2_gens = await self.l2.generations(l2_tags)
@@ -144,7 +144,7 @@ class MultiLevelCache:
             if value is not None:
                 metrics.HITS.labels("l3").inc()
                 await self._fill_l2(key, value, L2_BACKFILL_TTL, l2_tags, l2_gens)
-                self._fill_l1(key, value, tags, generation, 0.0)
+                self._fill_l1(key, value, tags, generation, 0.0, L1_TTL)
                 return value
             metrics.MISSES.labels("l3").inc()
             l3_gens = await self.l3.generations(l3_tags)
@@ -157,7 +157,7 @@ class MultiLevelCache:
         if self.l3 is not None and l3_gens is not None and cost_ms >= L3_MIN_COST_MS:
             await self.l3.set_if_current(key, value, ttl, l3_tags, l3_gens)
         await self._fill_l2(key, value, ttl, l2_tags, l2_gens)
-        self._fill_l1(key, value, tags, generation, cost_ms)
+        self._fill_l1(key, value, tags, generation, cost_ms, ttl)
         return value
 
     def _expected_cost(self, key: str) -> float:
@@ -166,13 +166,19 @@ class MultiLevelCache:
         return stats.load_cost_ms if stats is not None else 0.0
 
     def _fill_l1(
-        self, key: str, value: bytes, tags: Sequence[str], generation: int, cost_ms: float
+        self,
+        key: str,
+        value: bytes,
+        tags: Sequence[str],
+        generation: int,
+        cost_ms: float,
+        ttl: float,
     ) -> None:
         # An invalidation that arrived while we were loading may concern this value.
         if generation != self.generation or not self.l1_trusted:
             return
         evictions, rejected = self.l1.stats.evictions, self.l1.stats.rejected
-        self.l1.put_local(key, value, L1_TTL, tags, cost_ms)
+        self.l1.put_local(key, value, min(ttl, L1_TTL), tags, cost_ms)
         if self.l1.stats.evictions != evictions:
             metrics.EVICTIONS.labels("l1").inc(self.l1.stats.evictions - evictions)
         if self.l1.stats.rejected != rejected:

@@ -153,7 +153,8 @@ class IntelligentPolicy:
             ttl = max(mean * 2.0, 300.0)
         else:
             ttl = max(mean * 0.5, 60.0)
-        return max(self.min_ttl, min(ttl, self.max_ttl, cap))
+        # Within bounds, and never longer than the caller allowed.
+        return min(cap, max(self.min_ttl, min(ttl, self.max_ttl)))
 
     def priority(self, key: str, size: int) -> float:
         stats = self.stats.get(key)

@@ -347,7 +347,33 @@ class SyncEngine:
         expected_version: int | None = None,
         actor: str = "api",
     ) -> Task:
-        """Change a task's runtime fields; a move to or from done flips its checkbox."""
+        """Change a task's runtime fields; a move to or from done flips its checkbox.
+
+        With ``expected_version`` a concurrent change is the caller's conflict (409);
+        without it, the update is re-applied to the fresh state a bounded number of times.
+        """
+        tag_list = list(tags) if tags is not None else None
+        for attempt in range(SYNC_RETRIES):
+            try:
+                return await self._update_task(
+                    task_id, status, assignee, priority, tag_list, expected_version, actor
+                )
+            except ConcurrencyError:
+                if expected_version is not None or attempt == SYNC_RETRIES - 1:
+                    raise
+                await asyncio.sleep(0.001 * (attempt + 1))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _update_task(
+        self,
+        task_id: str,
+        status: str | None,
+        assignee: str | Unset | None,
+        priority: str | Unset | None,
+        tags: list[str] | None,
+        expected_version: int | None,
+        actor: str,
+    ) -> Task:
         task = await self.store.get_task(task_id)
         if task is None:
             raise NotFound(f"no task {task_id!r}")

@@ -73,6 +73,7 @@ def start_server(
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
         env={**os.environ, **(env or {})},
+        start_new_session=True,  # its own process group: a crash test can kill it whole
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30

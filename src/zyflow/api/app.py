@@ -341,6 +341,12 @@ def create_app(services: Services, hub: EventHub | None = None) -> FastAPI:
         assert found is not None
         return json_response(found.to_json())
 
+    @app.get("/api/dead-letters", tags=["service"])
+    async def dead_letters(limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> Response:
+        """Writes that could not commit after bounded retries, with their error."""
+        items = await store.list_dead_letters(limit)
+        return json_response({"items": items, "next_cursor": None})
+
     @app.get("/metrics", tags=["service"], include_in_schema=False)
     async def metrics() -> Response:
         if cache is not None:

@@ -29,6 +29,7 @@ from zyflow.bootstrap import Services, build
 from zyflow.cache.invalidation import stale
 from zyflow.config import Settings
 from zyflow.domain.events import StoredEvent
+from zyflow.events.workers import attach_publisher
 from zyflow.spec import layout
 from zyflow.sync.watcher import Watcher
 
@@ -104,6 +105,7 @@ class ServedApp:
         self.hub = EventHub(services.store, on_foreign=self._foreign_events)
         await self.hub.start()
         services.store.committer.after_commit.append(self.hub.record_local)
+        attach_publisher(services)
         services.store.committer.listeners.append(self.hub.committed)
         app = create_app(services, self.hub)
         self.app_state = app.state

@@ -319,6 +319,50 @@ def serve(
         fail(str(exc))
 
 
+@app.command("dead-letters")
+def dead_letters(
+    limit: Annotated[int, typer.Option("--limit")] = 100,
+    json: JsonOpt = False,
+    db: DbOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Writes that could not be committed after bounded retries, with their error."""
+    settings = settings_from(db, data_dir=data_dir)
+    if not 1 <= limit <= 10_000:
+        fail("limit must be between 1 and 10000")
+
+    async def work(services: Services) -> list[dict[str, Any]]:
+        return await services.store.list_dead_letters(limit)
+
+    items = run(settings, work)
+    if json:
+        emit_json({"items": items, "next_cursor": None})
+        return
+    for item in items:
+        typer.echo(
+            f"{item['id']:>6} {item['created_at']} {len(item['events'])} events: {item['error']}"
+        )
+    if not items:
+        typer.echo("no dead letters")
+
+
+@app.command()
+def worker(
+    name: Annotated[str, typer.Option("--name", help="this consumer's name in the group")],
+    db: DbOpt = None,
+    redis: RedisOpt = None,
+    data_dir: DataDirOpt = None,
+    claim_idle_ms: Annotated[int, typer.Option("--claim-idle-ms")] = 2000,
+) -> None:
+    """Consume the Redis event stream in the shared consumer group (the activity feed)."""
+    settings = settings_from(db, redis, data_dir)
+    if not settings.redis:
+        fail("a worker needs --redis or ZYFLOW_REDIS")
+    from zyflow.events.workers import run_worker
+
+    run(settings, lambda services: run_worker(services, name, claim_idle_ms))
+
+
 @app.command()
 def bench(
     quick: Annotated[

@@ -270,6 +270,26 @@ class Store(EventStore):
     async def put_sync_base(self, project: str, change: str, base: SyncBase) -> None:
         """Record the base without events (the service's own write of a file)."""
 
+    # event consumers (zyflow.events)
+    @abc.abstractmethod
+    async def consumer_position(self, consumer: str) -> int: ...
+
+    @abc.abstractmethod
+    async def advance_consumer(self, consumer: str, events: Sequence[StoredEvent]) -> int:
+        """Apply the consumer's effect (activity rows) for events past its checkpoint and
+        move the checkpoint, in one transaction; returns how many events were new."""
+
+    @abc.abstractmethod
+    async def record_activity(self, consumer: str, events: Sequence[StoredEvent]) -> int:
+        """The same effect keyed by position (for consumers sharing a stream, whose
+        positions interleave): a redelivered event inserts nothing."""
+
+    @abc.abstractmethod
+    async def activity_positions(self) -> list[int]: ...
+
+    @abc.abstractmethod
+    async def list_dead_letters(self, limit: int = 100) -> list[dict[str, Any]]: ...
+
     # replay
     @abc.abstractmethod
     async def apply_ops(self, ops: Sequence[RowOp]) -> None:

@@ -20,13 +20,14 @@ import orjson
 from zyflow.domain.errors import ConcurrencyError, ZyflowError
 from zyflow.domain.events import NewEvent, StoredEvent
 from zyflow.domain.model import Change, Conflict, Project, SyncBase, Task, format_ts
-from zyflow.domain.projection import CONFLICT_COLUMNS, RowOp, project_all
+from zyflow.domain.projection import CONFLICT_COLUMNS, RowOp, Update, Upsert, project_all
 from zyflow.store import sql
 from zyflow.store.group_commit import AppendRequest, GroupCommitter, Outcome
 from zyflow.store.port import EventQuery, Page, Store, SyncState, TaskQuery, task_from_row
 from zyflow.store.rows import (
     changes_from_rows,
     conflict_from_row,
+    dead_letter_json,
     dead_letter_row,
     page_of,
     stored_events,
@@ -114,7 +115,67 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             "CREATE TABLE cache_gens (tag TEXT PRIMARY KEY, gen BIGINT NOT NULL)",
         ],
     ),
+    (
+        4,
+        [
+            # Event consumers (zyflow.events): checkpoints, and the activity feed they
+            # build, keyed by position so a redelivered event changes nothing.
+            """CREATE TABLE consumer_positions (
+                consumer TEXT PRIMARY KEY, position BIGINT NOT NULL)""",
+            """CREATE TABLE activity (
+                position BIGINT PRIMARY KEY, type TEXT NOT NULL, aggregate_id TEXT NOT NULL,
+                actor TEXT, at TEXT NOT NULL, consumer TEXT)""",
+        ],
+    ),
 ]
+
+
+BULK_MIN = 8
+INT_COLUMNS = frozenset({"version", "line", "ord", "priority", "tasks"})
+
+
+def _array_type(column: str) -> str:
+    return "int[]" if column in INT_COLUMNS else "text[]"
+
+
+def _bulk(group: sql.OpGroup) -> tuple[str, list[list[Any]]]:
+    """One statement for a whole group: INSERT/UPDATE ... FROM unnest(arrays)."""
+    op = group.first
+    rows = group.rows
+    if isinstance(op, Update):
+        values, where = list(op.values), list(op.where)
+        columns = values + where
+        # Later updates of a row win; one row per key keeps UPDATE ... FROM deterministic.
+        last: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+        for row in rows:
+            last[row[len(values) :]] = row
+        rows = list(last.values())
+    else:
+        columns = list(op.row)
+        if isinstance(op, Upsert):
+            last = {}
+            index = [columns.index(c) for c in op.conflict]
+            for row in rows:
+                last[tuple(row[i] for i in index)] = row
+            rows = list(last.values())
+    arrays = [[row[i] for row in rows] for i in range(len(columns))]
+    unnest = ", ".join(f"${i + 1}::{_array_type(c)}" for i, c in enumerate(columns))
+    alias = f"u({', '.join(columns)})"
+    if isinstance(op, Update):
+        sets = ", ".join(f"{c} = u.{c}" for c in op.values)
+        match = " AND ".join(f"t.{c} = u.{c}" for c in op.where)
+        statement = (
+            f"UPDATE {op.table} AS t SET {sets} FROM unnest({unnest}) AS {alias} WHERE {match}"
+        )
+    else:
+        statement = (
+            f"INSERT INTO {op.table} ({', '.join(columns)}) "
+            f"SELECT * FROM unnest({unnest}) AS {alias}"
+        )
+        if isinstance(op, Upsert):
+            updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in op.conflict)
+            statement += f" ON CONFLICT ({', '.join(op.conflict)}) DO UPDATE SET {updates}"
+    return statement, arrays
 
 
 def _fts_clause(terms: list[str]) -> tuple[str, list[Any]]:
@@ -248,17 +309,35 @@ class PostgresStore(Store):
         if not events:
             return 0
         first = await conn.fetchval("SELECT COALESCE(MAX(position), 0) FROM events")
-        await conn.executemany(
-            "INSERT INTO events (id, aggregate_type, aggregate_id, version, type, "
-            '"timestamp", data, metadata) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)',
-            [
-                (
-                    e.id, e.aggregate_type, e.aggregate_id, e.version, e.type,
-                    datetime.fromisoformat(e.timestamp), e.data, e.metadata,
-                )
-                for e in events
-            ],
-        )  # fmt: skip
+        if len(events) >= BULK_MIN:
+            # One statement over arrays: far fewer round trips than executemany.
+            await conn.execute(
+                "INSERT INTO events (id, aggregate_type, aggregate_id, version, type, "
+                '"timestamp", data, metadata) SELECT u.id::uuid, u.agg_type, u.agg_id, '
+                "u.version, u.type, u.ts, u.data::jsonb, u.meta::jsonb FROM unnest("
+                "$1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::timestamptz[], "
+                "$7::text[], $8::text[]) AS u(id, agg_type, agg_id, version, type, ts, data, meta)",
+                [e.id for e in events],
+                [e.aggregate_type for e in events],
+                [e.aggregate_id for e in events],
+                [e.version for e in events],
+                [e.type for e in events],
+                [datetime.fromisoformat(e.timestamp) for e in events],
+                [orjson.dumps(e.data).decode() for e in events],
+                [orjson.dumps(e.metadata).decode() for e in events],
+            )
+        else:
+            await conn.executemany(
+                "INSERT INTO events (id, aggregate_type, aggregate_id, version, type, "
+                '"timestamp", data, metadata) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)',
+                [
+                    (
+                        e.id, e.aggregate_type, e.aggregate_id, e.version, e.type,
+                        datetime.fromisoformat(e.timestamp), e.data, e.metadata,
+                    )
+                    for e in events
+                ],
+            )  # fmt: skip
         await self._apply(conn, project_all(events))
         return int(first)
 
@@ -271,12 +350,14 @@ class PostgresStore(Store):
 
     @staticmethod
     async def _apply(conn: asyncpg.Connection, ops: Sequence[RowOp]) -> None:
-        for statement, params in sql.grouped_ops(ops):
-            pg = sql.renumber(statement)
-            if len(params) == 1:
-                await conn.execute(pg, *params[0])
+        for group in sql.op_groups(ops):
+            if len(group.rows) >= BULK_MIN:
+                statement, arrays = _bulk(group)
+                await conn.execute(statement, *arrays)
+            elif len(group.rows) == 1:
+                await conn.execute(sql.renumber(group.sql), *group.rows[0])
             else:
-                await conn.executemany(pg, params)
+                await conn.executemany(sql.renumber(group.sql), group.rows)
 
     @staticmethod
     async def _put_base(
@@ -407,6 +488,54 @@ class PostgresStore(Store):
         async with self.pool.acquire() as conn:
             await self._put_base(conn, project, change, base)
 
+    # --- event consumers -------------------------------------------------------------
+    async def consumer_position(self, consumer: str) -> int:
+        value = await self.pool.fetchval(
+            "SELECT position FROM consumer_positions WHERE consumer = $1", consumer
+        )
+        return int(value or 0)
+
+    async def advance_consumer(self, consumer: str, events: Sequence[StoredEvent]) -> int:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "INSERT INTO consumer_positions (consumer, position) VALUES ($1, 0) "
+                "ON CONFLICT DO NOTHING",
+                consumer,
+            )
+            done = await conn.fetchval(
+                "SELECT position FROM consumer_positions WHERE consumer = $1 FOR UPDATE",
+                consumer,
+            )
+            fresh = [e for e in events if e.position > done]
+            if fresh:
+                await conn.executemany(_ACTIVITY_INSERT, [_activity(consumer, e) for e in fresh])
+                await conn.execute(
+                    "UPDATE consumer_positions SET position = $2 WHERE consumer = $1",
+                    consumer,
+                    max(e.position for e in fresh),
+                )
+        return len(fresh)
+
+    async def record_activity(self, consumer: str, events: Sequence[StoredEvent]) -> int:
+        async with self.pool.acquire() as conn, conn.transaction():
+            inserted = 0
+            for event in events:
+                status = await conn.execute(_ACTIVITY_INSERT, *_activity(consumer, event))
+                inserted += int(status.split()[-1])
+        return inserted
+
+    async def activity_positions(self) -> list[int]:
+        rows = await self.pool.fetch("SELECT position FROM activity ORDER BY position")
+        return [int(r[0]) for r in rows]
+
+    async def list_dead_letters(self, limit: int = 100) -> list[dict[str, Any]]:
+        rows = await self.pool.fetch(
+            "SELECT id, created_at, error, events, sync_base FROM dead_letters "
+            "ORDER BY id DESC LIMIT $1",
+            limit,
+        )
+        return [dead_letter_json(r) for r in rows]
+
     # --- replay ----------------------------------------------------------------------
     async def apply_ops(self, ops: Sequence[RowOp]) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
@@ -430,6 +559,16 @@ class PostgresStore(Store):
         scratch._drop_on_close = True
         await scratch.migrate()
         return scratch
+
+
+_ACTIVITY_INSERT = (
+    "INSERT INTO activity (position, type, aggregate_id, actor, at, consumer) "
+    "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (position) DO NOTHING"
+)
+
+
+def _activity(consumer: str, e: StoredEvent) -> tuple[Any, ...]:
+    return (e.position, e.type, e.aggregate_id, e.metadata.get("actor"), e.timestamp, consumer)
 
 
 def _concurrency(exc: asyncpg.UniqueViolationError) -> ConcurrencyError:

@@ -116,3 +116,13 @@ def dead_letter_row(request: AppendRequest, error: str) -> tuple[str, str, str, 
             }
         ).decode()
     return utc_now(), error, orjson.dumps(events).decode(), base
+
+
+def dead_letter_json(row: Sequence[Any]) -> dict[str, Any]:
+    return {
+        "id": row[0],
+        "created_at": row[1],
+        "error": row[2],
+        "events": orjson.loads(row[3]),
+        "sync_base": orjson.loads(row[4]) if row[4] else None,
+    }

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from zyflow.domain.projection import (
@@ -170,23 +171,40 @@ def op_params(op: RowOp) -> tuple[Any, ...]:
 _KIND_ORDER = {Insert: 0, Upsert: 1, Update: 2}
 
 
-def grouped_ops(ops: Sequence[RowOp]) -> list[tuple[str, list[tuple[Any, ...]]]]:
-    """Operations of the same shape become one ``executemany``.
+@dataclass(slots=True)
+class OpGroup:
+    """Consecutive operations of one shape: same kind, table and columns."""
+
+    first: RowOp
+    rows: list[tuple[Any, ...]]
+
+    @property
+    def sql(self) -> str:
+        return op_sql(self.first)
+
+
+def op_groups(ops: Sequence[RowOp]) -> list[OpGroup]:
+    """Operations of the same shape, grouped for one bulk statement each.
 
     A stable sort by (table, insert/upsert/update) first brings like operations together:
     rows are inserted before anything updates them, and operations on one row keep
     their order, so the result equals applying the operations one by one.
     """
     ordered = sorted(ops, key=lambda op: (op.table, _KIND_ORDER[type(op)]))
-    groups: list[tuple[str, list[tuple[Any, ...]]]] = []
+    groups: list[OpGroup] = []
     last: tuple[Any, ...] | None = None
     for op in ordered:
         signature = op_signature(op)
         if signature != last:
-            groups.append((op_sql(op), []))
+            groups.append(OpGroup(op, []))
             last = signature
-        groups[-1][1].append(op_params(op))
+        groups[-1].rows.append(op_params(op))
     return groups
+
+
+def grouped_ops(ops: Sequence[RowOp]) -> list[tuple[str, list[tuple[Any, ...]]]]:
+    """Each group as (statement, parameter rows) for ``executemany``."""
+    return [(group.sql, group.rows) for group in op_groups(ops)]
 
 
 def renumber(sql: str) -> str:

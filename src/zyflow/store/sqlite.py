@@ -30,6 +30,7 @@ from zyflow.store.port import EventQuery, Page, Store, SyncState, TaskQuery, tas
 from zyflow.store.rows import (
     changes_from_rows,
     conflict_from_row,
+    dead_letter_json,
     dead_letter_row,
     event_from_row,
     page_of,
@@ -128,6 +129,18 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             """CREATE TABLE cache_tags (
                 tag TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (tag, key))""",
             "CREATE TABLE cache_gens (tag TEXT PRIMARY KEY, gen BIGINT NOT NULL)",
+        ],
+    ),
+    (
+        4,
+        [
+            # Event consumers (zyflow.events): checkpoints, and the activity feed they
+            # build, keyed by position so a redelivered event changes nothing.
+            """CREATE TABLE consumer_positions (
+                consumer TEXT PRIMARY KEY, position INTEGER NOT NULL)""",
+            """CREATE TABLE activity (
+                position INTEGER PRIMARY KEY, type TEXT NOT NULL, aggregate_id TEXT NOT NULL,
+                actor TEXT, at TEXT NOT NULL, consumer TEXT)""",
         ],
     ),
 ]
@@ -420,6 +433,59 @@ class SqliteStore(Store):
     async def put_sync_base(self, project: str, change: str, base: SyncBase) -> None:
         self._put_base(project, change, base)
 
+    # --- event consumers -------------------------------------------------------------
+    async def consumer_position(self, consumer: str) -> int:
+        row = self.db.execute(
+            "SELECT position FROM consumer_positions WHERE consumer = ?", (consumer,)
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    async def advance_consumer(self, consumer: str, events: Sequence[StoredEvent]) -> int:
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            row = db.execute(
+                "SELECT position FROM consumer_positions WHERE consumer = ?", (consumer,)
+            ).fetchone()
+            done = int(row[0]) if row else 0
+            fresh = [e for e in events if e.position > done]
+            if fresh:
+                db.executemany(_ACTIVITY_INSERT, [_activity(consumer, e) for e in fresh])
+                db.execute(
+                    "INSERT INTO consumer_positions (consumer, position) VALUES (?, ?) "
+                    "ON CONFLICT (consumer) DO UPDATE SET position = excluded.position",
+                    (consumer, max(e.position for e in fresh)),
+                )
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        return len(fresh)
+
+    async def record_activity(self, consumer: str, events: Sequence[StoredEvent]) -> int:
+        before = self.db.total_changes
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self.db.executemany(_ACTIVITY_INSERT, [_activity(consumer, e) for e in events])
+            self.db.execute("COMMIT")
+        except BaseException:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            raise
+        return self.db.total_changes - before
+
+    async def activity_positions(self) -> list[int]:
+        return [r[0] for r in self.db.execute("SELECT position FROM activity ORDER BY position")]
+
+    async def list_dead_letters(self, limit: int = 100) -> list[dict[str, Any]]:
+        rows = self.db.execute(
+            "SELECT id, created_at, error, events, sync_base FROM dead_letters "
+            "ORDER BY id DESC LIMIT ?",
+            (limit,),
+        )
+        return [dead_letter_json(r) for r in rows]
+
     # --- replay ----------------------------------------------------------------------
     async def apply_ops(self, ops: Sequence[RowOp]) -> None:
         self.db.execute("BEGIN IMMEDIATE")
@@ -442,6 +508,16 @@ class SqliteStore(Store):
         scratch = SqliteStore(os.path.join(directory, "replay.db"), scratch_dir=directory)
         scratch.migrate_sync()
         return scratch
+
+
+_ACTIVITY_INSERT = (
+    "INSERT INTO activity (position, type, aggregate_id, actor, at, consumer) "
+    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (position) DO NOTHING"
+)
+
+
+def _activity(consumer: str, e: StoredEvent) -> tuple[Any, ...]:
+    return (e.position, e.type, e.aggregate_id, e.metadata.get("actor"), e.timestamp, consumer)
 
 
 def _concurrency(exc: sqlite3.IntegrityError) -> ConcurrencyError:

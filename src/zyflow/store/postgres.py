@@ -141,23 +141,8 @@ def _array_type(column: str) -> str:
 def _bulk(group: sql.OpGroup) -> tuple[str, list[list[Any]]]:
     """One statement for a whole group: INSERT/UPDATE ... FROM unnest(arrays)."""
     op = group.first
-    rows = group.rows
-    if isinstance(op, Update):
-        values, where = list(op.values), list(op.where)
-        columns = values + where
-        # Later updates of a row win; one row per key keeps UPDATE ... FROM deterministic.
-        last: dict[tuple[Any, ...], tuple[Any, ...]] = {}
-        for row in rows:
-            last[row[len(values) :]] = row
-        rows = list(last.values())
-    else:
-        columns = list(op.row)
-        if isinstance(op, Upsert):
-            last = {}
-            index = [columns.index(c) for c in op.conflict]
-            for row in rows:
-                last[tuple(row[i] for i in index)] = row
-            rows = list(last.values())
+    rows = sql.collapsed_rows(group)  # one row per key keeps UPDATE ... FROM deterministic
+    columns = [*op.values, *op.where] if isinstance(op, Update) else list(op.row)
     arrays = [[row[i] for row in rows] for i in range(len(columns))]
     unnest = ", ".join(f"${i + 1}::{_array_type(c)}" for i, c in enumerate(columns))
     alias = f"u({', '.join(columns)})"

@@ -202,9 +202,29 @@ def op_groups(ops: Sequence[RowOp]) -> list[OpGroup]:
     return groups
 
 
+def collapsed_rows(group: OpGroup) -> list[tuple[Any, ...]]:
+    """A group's rows with only the last write per row key: within one group every row
+    sets the same columns, so earlier writes to the same row are overwritten anyway."""
+    op = group.first
+    if isinstance(op, Update):
+        width = len(op.values)
+        last: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+        for row in group.rows:
+            last[row[width:]] = row
+        return list(last.values())
+    if isinstance(op, Upsert):
+        columns = list(op.row)
+        index = [columns.index(c) for c in op.conflict]
+        last = {}
+        for row in group.rows:
+            last[tuple(row[i] for i in index)] = row
+        return list(last.values())
+    return group.rows
+
+
 def grouped_ops(ops: Sequence[RowOp]) -> list[tuple[str, list[tuple[Any, ...]]]]:
     """Each group as (statement, parameter rows) for ``executemany``."""
-    return [(group.sql, group.rows) for group in op_groups(ops)]
+    return [(group.sql, collapsed_rows(group)) for group in op_groups(ops)]
 
 
 def renumber(sql: str) -> str:

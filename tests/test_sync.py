@@ -290,3 +290,17 @@ async def test_stale_expected_version_is_refused(store: Store, corpus: Path) -> 
         await engine.update_task(task.id, assignee="b", expected_version=task.version)
     current = await store.get_task(task.id)
     assert current is not None and current.assignee == "a"
+
+
+def test_find_agrees_with_discover(corpus: Path) -> None:
+    from zyflow.spec import layout
+
+    root = corpus.resolve()
+    changes = root / "openspec" / "changes"
+    (changes / "archive" / "2026-02-01-numbered").mkdir(parents=True)  # archived twice
+    (changes / "archive" / "2025-12-01-old-work").mkdir(parents=True)
+    found = layout.discover(root)
+    for change, location in found.items():
+        assert layout.find(root, change) == location, change
+    assert layout.find(root, "nope") is None
+    assert layout.find(root, "../etc") is None

@@ -65,6 +65,27 @@ class Row:
             return None
         return self.median / self.ceiling
 
+    def to_wire(self) -> dict[str, Any]:
+        """Every field, for passing a row from a bench process to the report."""
+        return {
+            "bench": self.bench,
+            "name": self.name,
+            "unit": self.unit,
+            "samples": self.samples,
+            "goal": self.goal,
+            "seed": self.seed,
+            "ceiling": self.ceiling,
+            "ceiling_label": self.ceiling_label,
+            "higher_is_better": self.higher_is_better,
+            "passed": self.passed,
+            "notes": self.notes,
+            "extra": self.extra,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Row:
+        return cls(**data)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "bench": self.bench,
@@ -988,23 +1009,57 @@ async def bench_cache(plan: Plan) -> list[Row]:
 # --- entry point -------------------------------------------------------------------------
 
 
+async def run_one(
+    name: str, quick: bool, pg_url: str | None, log: Callable[[str], None]
+) -> list[Row]:
+    work = Path(tempfile.mkdtemp(prefix="zyflow-bench-"))
+    try:
+        return await BENCHES[name](make_plan(quick, pg_url, work, log))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 async def run_benches(
     names: list[str], quick: bool, pg_url: str | None, log: Callable[[str], None]
 ) -> list[Row]:
-    work = Path(tempfile.mkdtemp(prefix="zyflow-bench-"))
-    plan = make_plan(quick, pg_url, work, log)
+    """Each bench in a fresh process: one bench's heap (a million loaded tasks) must not
+    slow the next one's garbage collector."""
+    import orjson
+
     rows: list[Row] = []
-    try:
-        for name in names:
-            log(f"== {name}")
-            started = time.perf_counter()
-            try:
-                rows.extend(await BENCHES[name](plan))
-            except Exception as exc:  # one broken bench must not hide the others
-                rows.append(
-                    Row(name, f"{name} failed", "", [], notes=f"{type(exc).__name__}: {exc}")
-                )
-            log(f"   {name} took {time.perf_counter() - started:.1f}s")
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    for name in names:
+        log(f"== {name}")
+        started = time.perf_counter()
+        command = [sys.executable, "-m", "zyflow.bench.runner", name, pg_url or ""]
+        if quick:
+            command.append("--quick")
+        proc = await asyncio.create_subprocess_exec(
+            *command, stdout=asyncio.subprocess.PIPE, stderr=None
+        )
+        out, _ = await proc.communicate()
+        try:
+            rows.extend(Row.from_json(r) for r in orjson.loads(out))
+        except (ValueError, KeyError, TypeError):
+            rows.append(Row(name, f"{name} failed", "", [], notes=f"exit {proc.returncode}"))
+        log(f"   {name} took {time.perf_counter() - started:.1f}s")
     return rows
+
+
+def _main() -> None:
+    import orjson
+
+    name, pg_url = sys.argv[1], sys.argv[2] or None
+    quick = "--quick" in sys.argv[3:]
+
+    def log(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    try:
+        rows = asyncio.run(run_one(name, quick, pg_url, log))
+    except Exception as exc:  # one broken bench must not hide the others
+        rows = [Row(name, f"{name} failed", "", [], notes=f"{type(exc).__name__}: {exc}")]
+    sys.stdout.buffer.write(orjson.dumps([r.to_wire() for r in rows]))
+
+
+if __name__ == "__main__":
+    _main()

@@ -8,6 +8,7 @@ checked in the writing transaction. Expired rows are purged periodically.
 
 from __future__ import annotations
 
+import abc
 import time
 from collections.abc import Iterable, Sequence
 
@@ -21,7 +22,31 @@ def _like(pattern: str) -> str:
     return escaped.replace("*", "%").replace("?", "_")
 
 
-class SqliteCache(CacheLevel):
+class _TaggedTable(CacheLevel):
+    """What both L3 backends share: a key is also its own tag (``k:<key>``), and a plain
+    ``set`` reads the generations it then checks."""
+
+    @abc.abstractmethod
+    async def generations(self, tags: Sequence[str]) -> list[int]: ...
+
+    @abc.abstractmethod
+    async def set_if_current(
+        self, key: str, value: bytes, ttl: float, tags: Sequence[str], gens: Sequence[int]
+    ) -> bool: ...
+
+    @abc.abstractmethod
+    async def purge_expired(self) -> int: ...
+
+    async def set(self, key: str, value: bytes, ttl: float, tags: Iterable[str] = ()) -> bool:
+        tag_list = [*tags, f"k:{key}"]
+        gens = await self.generations(tag_list)
+        return await self.set_if_current(key, value, ttl, tag_list, gens)
+
+    async def delete(self, keys: Iterable[str]) -> int:
+        return await self.invalidate_tags([f"k:{k}" for k in keys])
+
+
+class SqliteCache(_TaggedTable):
     name = "l3"
 
     def __init__(self, store: SqliteStore) -> None:
@@ -46,12 +71,6 @@ class SqliteCache(CacheLevel):
             self.db.execute(f"SELECT tag, gen FROM cache_gens WHERE tag IN ({marks})", list(tags))
         )
         return [int(rows.get(t, 0)) for t in tags]
-
-    async def set(self, key: str, value: bytes, ttl: float, tags: Iterable[str] = ()) -> bool:
-        tag_list = [*tags, f"k:{key}"]
-        return await self.set_if_current(
-            key, value, ttl, tag_list, await self.generations(tag_list)
-        )
 
     async def set_if_current(
         self, key: str, value: bytes, ttl: float, tags: Sequence[str], gens: Sequence[int]
@@ -79,9 +98,6 @@ class SqliteCache(CacheLevel):
                 db.execute("ROLLBACK")
             raise
         return True
-
-    async def delete(self, keys: Iterable[str]) -> int:
-        return await self.invalidate_tags([f"k:{k}" for k in keys])
 
     async def invalidate_tags(self, tags: Iterable[str]) -> int:
         tag_list = list(tags)
@@ -126,7 +142,7 @@ class SqliteCache(CacheLevel):
         self.db.execute("DELETE FROM cache_tags")
 
 
-class PostgresCache(CacheLevel):
+class PostgresCache(_TaggedTable):
     name = "l3"
 
     def __init__(self, store: PostgresStore) -> None:
@@ -145,12 +161,6 @@ class PostgresCache(CacheLevel):
             await self.pool.fetch("SELECT tag, gen FROM cache_gens WHERE tag = ANY($1)", list(tags))
         )
         return [int(rows.get(t, 0)) for t in tags]
-
-    async def set(self, key: str, value: bytes, ttl: float, tags: Iterable[str] = ()) -> bool:
-        tag_list = [*tags, f"k:{key}"]
-        return await self.set_if_current(
-            key, value, ttl, tag_list, await self.generations(tag_list)
-        )
 
     async def set_if_current(
         self, key: str, value: bytes, ttl: float, tags: Sequence[str], gens: Sequence[int]
@@ -183,9 +193,6 @@ class PostgresCache(CacheLevel):
                 [(t, key) for t in tags],
             )
         return True
-
-    async def delete(self, keys: Iterable[str]) -> int:
-        return await self.invalidate_tags([f"k:{k}" for k in keys])
 
     async def invalidate_tags(self, tags: Iterable[str]) -> int:
         tag_list = sorted(set(tags))

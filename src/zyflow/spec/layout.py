@@ -76,6 +76,28 @@ def discover(root: Path) -> dict[str, ChangeLocation]:
     return found
 
 
+def find(root: Path, change: str) -> ChangeLocation | None:
+    """One change's location without listing every change: the active folder if it
+    exists, else the newest dated folder in the archive."""
+    if not CHANGE_ID.match(change):
+        return None
+    base = root / CHANGES_DIR
+    active = base / change
+    if change != ARCHIVE and active.is_dir() and _safe(root, active):
+        return ChangeLocation(change, active, False, str(active.relative_to(root)))
+    archive = base / ARCHIVE
+    if archive.is_dir():
+        # The same precedence as ``discover``: an undated folder, then the newest date.
+        plain = archive / change
+        if plain.is_dir() and _safe(root, plain):
+            return ChangeLocation(change, plain, True, str(plain.relative_to(root)))
+        for entry in sorted(archive.glob(f"*-{change}"), reverse=True):
+            m = _DATED.match(entry.name)
+            if m and m.group(1) == change and entry.is_dir() and _safe(root, entry):
+                return ChangeLocation(change, entry, True, str(entry.relative_to(root)))
+    return None
+
+
 def _safe(root: Path, entry: Path) -> bool:
     try:
         inside(root, entry)

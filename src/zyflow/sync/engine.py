@@ -15,10 +15,10 @@ import hashlib
 import logging
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from zyflow.domain.errors import ConcurrencyError, InvalidInput, NotFound, SpecError
 from zyflow.domain.events import EventType, NewEvent, sync_aggregate
@@ -210,23 +210,18 @@ class SyncEngine:
         """Bring one change's database state and tasks.md into agreement."""
         root = await self.root_of(project)
         if not located:
-            location = layout.discover(root).get(change)
+            location = layout.find(root, change)
         meta = {
             "correlation_id": correlation_id or str(uuid.uuid4()),
             "causation_id": None,
             "actor": actor,
         }
         async with self._lock(project, change):
-            for attempt in range(SYNC_RETRIES):
-                try:
-                    return await self._sync_locked(project, change, root, location, force, meta)
-                except ConcurrencyError:
-                    # Another writer (an API update, another process) got there first:
-                    # re-read everything and decide again.
-                    if attempt == SYNC_RETRIES - 1:
-                        raise
-                    await asyncio.sleep(0.001 * (attempt + 1))
-        raise AssertionError("unreachable")  # pragma: no cover
+            # Another writer (an API update, another process) may get there first: then
+            # re-read everything and decide again.
+            return await _retrying(
+                lambda: self._sync_locked(project, change, root, location, force, meta)
+            )
 
     async def _sync_locked(
         self,
@@ -353,16 +348,13 @@ class SyncEngine:
         without it, the update is re-applied to the fresh state a bounded number of times.
         """
         tag_list = list(tags) if tags is not None else None
-        for attempt in range(SYNC_RETRIES):
-            try:
-                return await self._update_task(
-                    task_id, status, assignee, priority, tag_list, expected_version, actor
-                )
-            except ConcurrencyError:
-                if expected_version is not None or attempt == SYNC_RETRIES - 1:
-                    raise
-                await asyncio.sleep(0.001 * (attempt + 1))
-        raise AssertionError("unreachable")  # pragma: no cover
+
+        def attempt() -> Awaitable[Task]:
+            return self._update_task(
+                task_id, status, assignee, priority, tag_list, expected_version, actor
+            )
+
+        return await _retrying(attempt, 1 if expected_version is not None else SYNC_RETRIES)
 
     async def _update_task(
         self,
@@ -473,6 +465,21 @@ class SyncEngine:
 
     async def changes(self, project: str | None = None) -> list[Change]:
         return await self.store.list_changes(project=project)
+
+
+T = TypeVar("T")
+
+
+async def _retrying(attempt: Callable[[], Awaitable[T]], tries: int = SYNC_RETRIES) -> T:
+    """Run ``attempt`` again from scratch after a concurrency error, a bounded number of times."""
+    for n in range(tries):
+        try:
+            return await attempt()
+        except ConcurrencyError:
+            if n == tries - 1:
+                raise
+            await asyncio.sleep(0.001 * (n + 1))
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def format_ts_epoch(seconds: float) -> str:

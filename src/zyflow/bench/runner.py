@@ -947,8 +947,8 @@ async def _streams_latency(plan: Plan) -> list[Row]:
             goal="p99 < 5 ms",
             seed="10 ms",
             passed=p99 < 5,
-            notes=f"p99 {p99:.2f} ms; {len(latencies):,}/{total:,} handled; one XADD script per batch → "
-            "XREADGROUP (block) → handler → XACK, one consumer",
+            notes=f"p99 {p99:.2f} ms; {len(latencies):,}/{total:,} handled; "
+            "one XADD script per batch → XREADGROUP (block) → handler → XACK, one consumer",
             extra={"p99_ms": p99},
         )
     ]

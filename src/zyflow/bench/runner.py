@@ -560,23 +560,30 @@ async def bench_sync(plan: Plan) -> list[Row]:
             )  # fmt: skip
         finally:
             await drop_scratch(store)
-        # Bulk: N changes of 50 tasks, then every file edited and re-synced concurrently.
-        store_url = url()
-        store = await open_store(store_url)
-        try:
-            n = plan.bulk_changes
-            root = make_project(Path(tempfile.mkdtemp(dir=plan.work)), n, 50)
+        # Bulk: N changes of 50 tasks into a fresh database, several times; the last
+        # database then has every file edited and re-synced concurrently.
+        n = plan.bulk_changes
+        root = make_project(Path(tempfile.mkdtemp(dir=plan.work)), n, 50)
+        bulk_runs: list[float] = []
+        ceilings: list[float] = []
+        for run in range(plan.runs):
+            store = await open_store(url())
             engine = SyncEngine(store)
             project = await engine.register(root)
-            plan.log(f"sync: bulk {n} changes on {backend}")
+            plan.log(f"sync: bulk {n} changes on {backend}, run {run + 1}")
             started = time.perf_counter()
             report = await engine.sync_project(project.id)
-            bulk = time.perf_counter() - started
-            ceiling = await _raw_insert_ceiling(store, report.tasks_created)
+            bulk_runs.append(time.perf_counter() - started)
+            ceilings.append(await _raw_insert_ceiling(store, report.tasks_created))
+            if run < plan.runs - 1:
+                await drop_scratch(store)
+        try:
+            bulk = statistics.median(bulk_runs)
+            ceiling = statistics.median(ceilings)
             rows.append(
                 Row(
                     "sync", f"bulk sync {n:,} changes / {report.tasks_created:,} tasks, {backend}",
-                    "s", [bulk], goal="< 5 s (1,000 changes)", seed="10 s",
+                    "s", bulk_runs, goal="< 5 s (1,000 changes)", seed="10 s",
                     ceiling=ceiling,
                     ceiling_label=(
                         "raw executemany of the task rows, s"

@@ -27,6 +27,7 @@ from zyflow.domain.model import (
     SyncBase,
     Task,
     parse_status,
+    priority_name,
     priority_rank,
 )
 from zyflow.domain.projection import RowOp
@@ -326,8 +327,6 @@ def task_from_row(row: Sequence[Any]) -> Task:
         created_at,
         updated_at,
     ) = row
-    from zyflow.domain.model import priority_name
-
     return Task(
         id=id_,
         project=project,

@@ -23,7 +23,6 @@ from typing import Any, TypeVar
 from zyflow.domain.errors import ConcurrencyError, InvalidInput, NotFound, SpecError
 from zyflow.domain.events import EventType, NewEvent, sync_aggregate
 from zyflow.domain.model import (
-    Change,
     Project,
     Status,
     Strategy,
@@ -462,9 +461,6 @@ class SyncEngine:
                 base.tasks[task.id] = (spec_done, status)
             await self.store.append(events, sync_base=(conflict.project, conflict.change, base))
         await self.sync_change(conflict.project, conflict.change, force=True, actor=actor)
-
-    async def changes(self, project: str | None = None) -> list[Change]:
-        return await self.store.list_changes(project=project)
 
 
 T = TypeVar("T")

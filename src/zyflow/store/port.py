@@ -268,6 +268,14 @@ class Store(EventStore):
     async def sync_state(self, project: str, change: str) -> SyncState: ...
 
     @abc.abstractmethod
+    async def sync_states(self, project: str) -> dict[str, SyncState]:
+        """Every change's sync state in a project, in a few queries (bulk sync)."""
+
+    @abc.abstractmethod
+    async def tasks_of_project(self, project: str) -> dict[str, list[Task]]:
+        """Every task of a project by change, in order (bulk sync)."""
+
+    @abc.abstractmethod
     async def put_sync_base(self, project: str, change: str, base: SyncBase) -> None:
         """Record the base without events (the service's own write of a file)."""
 

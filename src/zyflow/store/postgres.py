@@ -31,6 +31,8 @@ from zyflow.store.rows import (
     dead_letter_row,
     page_of,
     stored_events,
+    sync_states_from_rows,
+    tasks_by_change,
 )
 
 APPEND_LOCK = 0x5A59_464C  # "ZYFL": serialises appends so positions commit in order
@@ -468,6 +470,29 @@ class PostgresStore(Store):
             tasks = {k: (bool(v[0]), str(v[1])) for k, v in base_row[1].items()}
             base = SyncBase(base_row[0], tasks, version)
         return SyncState(base, version, frozenset(r[0] for r in open_rows))
+
+    async def sync_states(self, project: str) -> dict[str, SyncState]:
+        async with self.pool.acquire() as conn:
+            return sync_states_from_rows(
+                await conn.fetch(
+                    "SELECT change_id, checksum, tasks FROM sync_base WHERE project_id = $1",
+                    project,
+                ),
+                await conn.fetch(
+                    "SELECT change_id, version FROM sync_status WHERE project_id = $1", project
+                ),
+                await conn.fetch(
+                    "SELECT change_id, task_id FROM conflicts WHERE status = 'open' "
+                    "AND project_id = $1",
+                    project,
+                ),
+            )
+
+    async def tasks_of_project(self, project: str) -> dict[str, list[Task]]:
+        rows = await self.pool.fetch(
+            sql.TASK_SELECT + " WHERE t.project_id = $1 ORDER BY t.change_id, t.ord", project
+        )
+        return tasks_by_change([task_from_row(r) for r in rows])
 
     async def put_sync_base(self, project: str, change: str, base: SyncBase) -> None:
         async with self.pool.acquire() as conn:

@@ -8,9 +8,9 @@ from typing import Any
 import orjson
 
 from zyflow.domain.events import NewEvent, StoredEvent
-from zyflow.domain.model import Change, Conflict, Task, utc_now
+from zyflow.domain.model import Change, Conflict, SyncBase, Task, utc_now
 from zyflow.store.group_commit import AppendRequest
-from zyflow.store.port import Page, TaskQuery, encode_cursor, sort_values
+from zyflow.store.port import Page, SyncState, TaskQuery, encode_cursor, sort_values
 
 
 def event_from_row(row: Sequence[Any]) -> StoredEvent:
@@ -126,3 +126,34 @@ def dead_letter_json(row: Sequence[Any]) -> dict[str, Any]:
         "events": orjson.loads(row[3]),
         "sync_base": orjson.loads(row[4]) if row[4] else None,
     }
+
+
+def sync_states_from_rows(
+    bases: Sequence[Sequence[Any]],
+    versions: Sequence[Sequence[Any]],
+    open_conflicts: Sequence[Sequence[Any]],
+) -> dict[str, SyncState]:
+    """Per change: (change, checksum, tasks) bases, (change, version), (change, task_id)."""
+    version_of = {row[0]: int(row[1]) for row in versions}
+    waiting: dict[str, set[str]] = {}
+    for change, task_id in open_conflicts:
+        waiting.setdefault(change, set()).add(task_id)
+    states: dict[str, SyncState] = {}
+    for change in {*version_of, *(row[0] for row in bases), *waiting}:
+        states[change] = SyncState(
+            None, version_of.get(change, 0), frozenset(waiting.get(change, ()))
+        )
+    for change, checksum, raw_tasks in bases:
+        tasks = orjson.loads(raw_tasks) if isinstance(raw_tasks, str | bytes) else raw_tasks
+        state = states[change]
+        state.base = SyncBase(
+            checksum, {k: (bool(v[0]), str(v[1])) for k, v in tasks.items()}, state.version
+        )
+    return states
+
+
+def tasks_by_change(tasks: Sequence[Task]) -> dict[str, list[Task]]:
+    grouped: dict[str, list[Task]] = {}
+    for task in tasks:
+        grouped.setdefault(task.change, []).append(task)
+    return grouped

@@ -35,6 +35,8 @@ from zyflow.store.rows import (
     event_from_row,
     page_of,
     stored_events,
+    sync_states_from_rows,
+    tasks_by_change,
 )
 
 MIGRATIONS: list[tuple[int, list[str]]] = [
@@ -429,6 +431,27 @@ class SqliteStore(Store):
             tasks = {k: (bool(v[0]), str(v[1])) for k, v in orjson.loads(base_row[1]).items()}
             base = SyncBase(base_row[0], tasks, version)
         return SyncState(base, version, frozenset(r[0] for r in open_rows))
+
+    async def sync_states(self, project: str) -> dict[str, SyncState]:
+        db = self.db
+        return sync_states_from_rows(
+            db.execute(
+                "SELECT change_id, checksum, tasks FROM sync_base WHERE project_id = ?", (project,)
+            ).fetchall(),
+            db.execute(
+                "SELECT change_id, version FROM sync_status WHERE project_id = ?", (project,)
+            ).fetchall(),
+            db.execute(
+                "SELECT change_id, task_id FROM conflicts WHERE status = 'open' AND project_id = ?",
+                (project,),
+            ).fetchall(),
+        )
+
+    async def tasks_of_project(self, project: str) -> dict[str, list[Task]]:
+        rows = self.db.execute(
+            sql.TASK_SELECT + " WHERE t.project_id = ? ORDER BY t.change_id, t.ord", (project,)
+        )
+        return tasks_by_change([task_from_row(r) for r in rows])
 
     async def put_sync_base(self, project: str, change: str, base: SyncBase) -> None:
         self._put_base(project, change, base)

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 from zyflow.domain.errors import ConcurrencyError, InvalidInput, NotFound, SpecError
 from zyflow.domain.events import EventType, NewEvent, sync_aggregate
 from zyflow.domain.model import (
+    Change,
     Project,
     Status,
     Strategy,
@@ -37,7 +38,7 @@ from zyflow.domain.reconcile import ChangeSpec, reconcile, task_update_event
 from zyflow.spec import layout
 from zyflow.spec.files import atomic_write
 from zyflow.spec.parser import MAX_FILE_BYTES, ParsedDoc, parse, render, title_of_proposal
-from zyflow.store.port import Store
+from zyflow.store.port import Store, SyncState
 
 log = logging.getLogger("zyflow.sync")
 
@@ -85,6 +86,15 @@ def _base_checksum(raw: bytes, spec_title: str, rel_path: str, archived: bool) -
     digest = hashlib.blake2b(raw, digest_size=16)
     digest.update(f"\0{spec_title}\0{rel_path}\0{archived}".encode())
     return digest.hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Prefetched:
+    """A change's state as read in bulk by ``sync_project``."""
+
+    state: SyncState
+    change: Change | None
+    tasks: list[Task]
 
 
 class Unset:
@@ -150,12 +160,28 @@ class SyncEngine:
         started = time.perf_counter()
         root = await self.root_of(project)
         on_disk = layout.discover(root)
-        known = {c.id for c in await self.store.list_changes(project=project)}
-        ids = sorted(set(on_disk) | known)
+        known = {c.id: c for c in await self.store.list_changes(project=project)}
+        ids = sorted(set(on_disk) | set(known))
+        # Read the whole project's state in a few queries instead of five per change; a
+        # change whose state moves meanwhile fails its append and is re-read from scratch.
+        states = await self.store.sync_states(project)
+        tasks = await self.store.tasks_of_project(project)
         correlation = str(uuid.uuid4())
         reports = await asyncio.gather(
             *(
-                self._bounded(project, change, force, actor, correlation, on_disk.get(change))
+                self._bounded(
+                    project,
+                    change,
+                    force,
+                    actor,
+                    correlation,
+                    on_disk.get(change),
+                    Prefetched(
+                        states.get(change) or SyncState(None, 0),
+                        known.get(change),
+                        tasks.get(change, []),
+                    ),
+                )
                 for change in ids
             )
         )
@@ -173,6 +199,7 @@ class SyncEngine:
         actor: str,
         correlation: str,
         location: layout.ChangeLocation | None,
+        prefetched: Prefetched,
     ) -> SyncReport:
         async with self._limit:
             try:
@@ -184,6 +211,7 @@ class SyncEngine:
                     correlation_id=correlation,
                     location=location,
                     located=True,
+                    prefetched=prefetched,
                 )
             except SpecError as exc:
                 return SyncReport(errors=[{"change": change, "error": str(exc)}])
@@ -205,6 +233,7 @@ class SyncEngine:
         correlation_id: str | None = None,
         location: layout.ChangeLocation | None = None,
         located: bool = False,
+        prefetched: Prefetched | None = None,
     ) -> SyncReport:
         """Bring one change's database state and tasks.md into agreement."""
         root = await self.root_of(project)
@@ -218,9 +247,13 @@ class SyncEngine:
         async with self._lock(project, change):
             # Another writer (an API update, another process) may get there first: then
             # re-read everything and decide again.
-            return await _retrying(
-                lambda: self._sync_locked(project, change, root, location, force, meta)
-            )
+            unused = [prefetched]  # prefetched state serves the first attempt only
+
+            def attempt() -> Awaitable[SyncReport]:
+                known, unused[0] = unused[0], None
+                return self._sync_locked(project, change, root, location, force, meta, known)
+
+            return await _retrying(attempt)
 
     async def _sync_locked(
         self,
@@ -230,11 +263,16 @@ class SyncEngine:
         location: layout.ChangeLocation | None,
         force: bool,
         meta: dict[str, Any],
+        prefetched: Prefetched | None = None,
     ) -> SyncReport:
         started = time.perf_counter()
-        state = await self.store.sync_state(project, change)
+        if prefetched is not None:
+            state, existing = prefetched.state, prefetched.change
+        else:
+            state = await self.store.sync_state(project, change)
+            existing = await self.store.get_change(project, change)
         if location is None:
-            if state.base is None and await self.store.get_change(project, change) is None:
+            if state.base is None and existing is None:
                 raise NotFound(f"no change {change!r} in project {project!r}")
             raw = b""
             title, rel_path, archived, doc = change, "", True, None
@@ -256,8 +294,10 @@ class SyncEngine:
             except SpecError as exc:
                 await self._record_failure(project, change, state.version, str(exc), meta)
                 raise SpecError(f"{location.rel_path}/tasks.md: {exc}") from None
-        existing = await self.store.get_change(project, change)
-        stored = await self.store.tasks_of_change(project, change)
+        if prefetched is not None:
+            stored = prefetched.tasks
+        else:
+            stored = await self.store.tasks_of_change(project, change)
         mtime = None
         if location is not None and location.tasks_file.exists():
             mtime = format_ts_epoch(location.tasks_file.stat().st_mtime)

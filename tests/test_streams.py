@@ -73,7 +73,13 @@ async def test_two_workers_one_killed_nothing_lost(
         a.wait()
         positions = await wait_for(store, len(events), 60)
         assert positions == [e.position for e in events]  # all, once each
-        info = await client.xinfo_groups(STREAM)
+        # The last batch's effects commit just before its XACK: wait for the ack.
+        deadline = time.monotonic() + 10
+        while True:
+            info = await client.xinfo_groups(STREAM)
+            if info[0]["pending"] == 0 or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.05)
         assert info[0]["name"].decode() == GROUP and info[0]["pending"] == 0
         # A poison entry is retried, then buried in the dead-letter stream.
         poison = NewEvent(

@@ -34,7 +34,7 @@ from zyflow.cache.invalidation import task_key
 from zyflow.domain.errors import InvalidInput, NotFound, ZyflowError
 from zyflow.domain.model import check_change_id, check_entity_id
 from zyflow.store.port import EventQuery, TaskQuery
-from zyflow.sync.engine import UNSET, Unset
+from zyflow.sync.engine import UNSET, SyncReport, Unset
 
 JSON = "application/json"
 MAX_BODY = 64 * 1024
@@ -319,8 +319,6 @@ def create_app(services: Services, hub: EventHub | None = None) -> FastAPI:
                 targets[0], body.change, force=body.force, actor="api"
             )
             return json_response(report.to_json())
-        from zyflow.sync.engine import SyncReport
-
         total = SyncReport()
         started = time.perf_counter()
         for project in [body.project] if body.project else projects:

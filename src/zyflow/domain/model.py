@@ -235,4 +235,3 @@ class SyncBase:
 
     checksum: str
     tasks: dict[str, tuple[bool, str]]
-    version: int = 0  # version of the change's sync aggregate

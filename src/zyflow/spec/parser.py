@@ -12,7 +12,7 @@ import hashlib
 import re
 import unicodedata
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from zyflow.domain.errors import SpecError
 
@@ -53,7 +53,6 @@ class ParsedDoc:
     tasks: tuple[ParsedTask, ...]
     checksum: str
     has_bom: bool
-    groups: tuple[str, ...] = field(default=())
 
     @property
     def raw(self) -> bytes:
@@ -115,7 +114,6 @@ def parse(raw: bytes) -> ParsedDoc:
     has_bom = raw.startswith(BOM)
     segments = split_segments(raw)
     tasks: list[ParsedTask] = []
-    groups: list[str] = []
     group: str | None = None
     section: str | None = None
     in_fence: bytes | None = None
@@ -147,7 +145,6 @@ def parse(raw: bytes) -> ParsedDoc:
                 # "## 1. Setup", "## Phase 2: Build" and "## Notes" all name a group;
                 # the heading text (numbering included) is the group's name.
                 group, section = text, None
-                groups.append(group)
             elif level >= 3:
                 section = text
             continue
@@ -192,7 +189,6 @@ def parse(raw: bytes) -> ParsedDoc:
         tasks=tuple(tasks),
         checksum=checksum(raw),
         has_bom=has_bom,
-        groups=tuple(groups),
     )
 
 

@@ -192,6 +192,7 @@ class SyncState:
     base: SyncBase | None
     version: int
     open_conflicts: frozenset[str] = field(default_factory=frozenset)
+    failed_with: str | None = None  # the error of the last sync, when it failed
 
 
 class EventStore(abc.ABC):

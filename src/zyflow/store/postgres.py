@@ -447,44 +447,27 @@ class PostgresStore(Store):
         return conflict_from_row(row) if row else None
 
     async def sync_state(self, project: str, change: str) -> SyncState:
-        async with self.pool.acquire() as conn:
-            base_row = await conn.fetchrow(
-                "SELECT checksum, tasks FROM sync_base WHERE project_id = $1 AND change_id = $2",
-                project,
-                change,
-            )
-            version = await conn.fetchval(
-                "SELECT version FROM sync_status WHERE project_id = $1 AND change_id = $2",
-                project,
-                change,
-            )
-            open_rows = await conn.fetch(
-                "SELECT task_id FROM conflicts WHERE status = 'open' AND project_id = $1 "
-                "AND change_id = $2",
-                project,
-                change,
-            )
-        version = version or 0
-        base = None
-        if base_row:
-            tasks = {k: (bool(v[0]), str(v[1])) for k, v in base_row[1].items()}
-            base = SyncBase(base_row[0], tasks, version)
-        return SyncState(base, version, frozenset(r[0] for r in open_rows))
+        return (await self._sync_states(project, change)).get(change) or SyncState(None, 0)
 
     async def sync_states(self, project: str) -> dict[str, SyncState]:
+        return await self._sync_states(project)
+
+    async def _sync_states(self, project: str, change: str | None = None) -> dict[str, SyncState]:
+        scope, params = "project_id = $1", [project]
+        if change is not None:
+            scope, params = "project_id = $1 AND change_id = $2", [project, change]
         async with self.pool.acquire() as conn:
             return sync_states_from_rows(
                 await conn.fetch(
-                    "SELECT change_id, checksum, tasks FROM sync_base WHERE project_id = $1",
-                    project,
+                    f"SELECT change_id, checksum, tasks FROM sync_base WHERE {scope}", *params
                 ),
                 await conn.fetch(
-                    "SELECT change_id, version FROM sync_status WHERE project_id = $1", project
+                    f"SELECT change_id, version, status, error FROM sync_status WHERE {scope}",
+                    *params,
                 ),
                 await conn.fetch(
-                    "SELECT change_id, task_id FROM conflicts WHERE status = 'open' "
-                    "AND project_id = $1",
-                    project,
+                    f"SELECT change_id, task_id FROM conflicts WHERE status = 'open' AND {scope}",
+                    *params,
                 ),
             )
 

@@ -130,25 +130,24 @@ def dead_letter_json(row: Sequence[Any]) -> dict[str, Any]:
 
 def sync_states_from_rows(
     bases: Sequence[Sequence[Any]],
-    versions: Sequence[Sequence[Any]],
+    statuses: Sequence[Sequence[Any]],
     open_conflicts: Sequence[Sequence[Any]],
 ) -> dict[str, SyncState]:
-    """Per change: (change, checksum, tasks) bases, (change, version), (change, task_id)."""
-    version_of = {row[0]: int(row[1]) for row in versions}
+    """Per change, from (change, checksum, tasks) bases, (change, version, status, error)
+    sync-status rows and (change, task_id) open conflicts."""
     waiting: dict[str, set[str]] = {}
     for change, task_id in open_conflicts:
         waiting.setdefault(change, set()).add(task_id)
     states: dict[str, SyncState] = {}
-    for change in {*version_of, *(row[0] for row in bases), *waiting}:
-        states[change] = SyncState(
-            None, version_of.get(change, 0), frozenset(waiting.get(change, ()))
-        )
+    for change, version, status, error in statuses:
+        failed = str(error) if status == "failed" else None
+        states[change] = SyncState(None, int(version), frozenset(waiting.get(change, ())), failed)
     for change, checksum, raw_tasks in bases:
         tasks = orjson.loads(raw_tasks) if isinstance(raw_tasks, str | bytes) else raw_tasks
-        state = states[change]
-        state.base = SyncBase(
-            checksum, {k: (bool(v[0]), str(v[1])) for k, v in tasks.items()}, state.version
-        )
+        state = states.setdefault(change, SyncState(None, 0, frozenset(waiting.get(change, ()))))
+        state.base = SyncBase(checksum, {k: (bool(v[0]), str(v[1])) for k, v in tasks.items()})
+    for change, task_ids in waiting.items():
+        states.setdefault(change, SyncState(None, 0, frozenset(task_ids)))
     return states
 
 

@@ -411,39 +411,27 @@ class SqliteStore(Store):
         return conflict_from_row(row) if row else None
 
     async def sync_state(self, project: str, change: str) -> SyncState:
-        db = self.db
-        base_row = db.execute(
-            "SELECT checksum, tasks FROM sync_base WHERE project_id = ? AND change_id = ?",
-            (project, change),
-        ).fetchone()
-        version_row = db.execute(
-            "SELECT version FROM sync_status WHERE project_id = ? AND change_id = ?",
-            (project, change),
-        ).fetchone()
-        open_rows = db.execute(
-            "SELECT task_id FROM conflicts WHERE status = 'open' AND project_id = ? "
-            "AND change_id = ?",
-            (project, change),
-        )
-        version = version_row[0] if version_row else 0
-        base = None
-        if base_row:
-            tasks = {k: (bool(v[0]), str(v[1])) for k, v in orjson.loads(base_row[1]).items()}
-            base = SyncBase(base_row[0], tasks, version)
-        return SyncState(base, version, frozenset(r[0] for r in open_rows))
+        return self._sync_states(project, change).get(change) or SyncState(None, 0)
 
     async def sync_states(self, project: str) -> dict[str, SyncState]:
+        return self._sync_states(project)
+
+    def _sync_states(self, project: str, change: str | None = None) -> dict[str, SyncState]:
+        scope, params = "project_id = ?", [project]
+        if change is not None:
+            scope, params = "project_id = ? AND change_id = ?", [project, change]
         db = self.db
         return sync_states_from_rows(
             db.execute(
-                "SELECT change_id, checksum, tasks FROM sync_base WHERE project_id = ?", (project,)
+                f"SELECT change_id, checksum, tasks FROM sync_base WHERE {scope}", params
             ).fetchall(),
             db.execute(
-                "SELECT change_id, version FROM sync_status WHERE project_id = ?", (project,)
+                f"SELECT change_id, version, status, error FROM sync_status WHERE {scope}",
+                params,
             ).fetchall(),
             db.execute(
-                "SELECT change_id, task_id FROM conflicts WHERE status = 'open' AND project_id = ?",
-                (project,),
+                f"SELECT change_id, task_id FROM conflicts WHERE status = 'open' AND {scope}",
+                params,
             ).fetchall(),
         )
 

@@ -282,7 +282,7 @@ class SyncEngine:
                 raw = layout.read_bytes(root, location.tasks_file, MAX_FILE_BYTES) or b""
                 proposal = layout.read_bytes(root, location.proposal_file, MAX_FILE_BYTES)
             except SpecError as exc:
-                await self._record_failure(project, change, state.version, str(exc), meta)
+                await self._record_failure(project, change, state, str(exc), meta)
                 raise
             title = (title_of_proposal(proposal) if proposal else None) or change
             rel_path, archived = location.rel_path, location.archived
@@ -292,7 +292,7 @@ class SyncEngine:
             try:
                 doc = parse(raw)
             except SpecError as exc:
-                await self._record_failure(project, change, state.version, str(exc), meta)
+                await self._record_failure(project, change, state, str(exc), meta)
                 raise SpecError(f"{location.rel_path}/tasks.md: {exc}") from None
         if prefetched is not None:
             stored = prefetched.tasks
@@ -347,27 +347,20 @@ class SyncEngine:
         return new_raw
 
     async def _record_failure(
-        self, project: str, change: str, version: int, error: str, meta: dict[str, Any]
+        self, project: str, change: str, state: SyncState, error: str, meta: dict[str, Any]
     ) -> None:
-        status = await self._sync_status_error(project, change)
-        if status == error:
+        if state.failed_with == error:
             return  # already recorded; a watcher re-reading a broken file adds nothing
         event = NewEvent(
             "sync",
             sync_aggregate(project, change),
-            version + 1,
+            state.version + 1,
             EventType.SYNC_FAILED,
             {"project": project, "change": change, "error": error},
             meta,
         )
         with contextlib.suppress(ConcurrencyError):
             await self.store.append([event])
-
-    async def _sync_status_error(self, project: str, change: str) -> str | None:
-        events = await self.store.read_stream(sync_aggregate(project, change))
-        if events and events[-1].type == EventType.SYNC_FAILED:
-            return str(events[-1].data.get("error"))
-        return None
 
     # --- database -> file --------------------------------------------------------------
     async def update_task(
